@@ -1,0 +1,1 @@
+"""kerasadml.encoders."""
