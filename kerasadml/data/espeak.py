@@ -162,6 +162,7 @@ class ESpeak:
         self._callback = _CALLBACK_TYPE(_collect)  # keep a reference
         self._lib.espeak_SetSynthCallback(self._callback)
         self._voice: Voice | None = None
+        self._set_rand_seed = getattr(self._lib, "espeak_ng_SetRandSeed", None)
 
     def _set_voice(self, voice: Voice) -> None:
         if voice == self._voice:
@@ -175,12 +176,18 @@ class ESpeak:
         self._lib.espeak_SetParameter(_PARAM_VOLUME, 100, 0)
         self._voice = voice
 
-    def synthesize(self, text: str, voice: Voice = Voice()) -> np.ndarray:
+    def synthesize(self, text: str, voice: Voice = Voice(), seed: int | None = None) -> np.ndarray:
         """Synthesise ``text`` with ``voice``.
+
+        eSpeak NG seeds its own random generator from the clock (some voices use it), so
+        pass ``seed`` for reproducible audio; it calls ``espeak_ng_SetRandSeed`` first.
+        (eSpeak also keeps a pitch-flutter counter across utterances that nothing resets,
+        so bit-exact output further needs the same sequence of utterances in a fresh process.)
 
         Args:
             text: the text to speak (UTF-8).
             voice: the :class:`Voice` to speak it with.
+            seed: seed of eSpeak NG's random generator for this utterance.
 
         Returns:
             A float32 array in [-1, 1] at :attr:`sample_rate`, leading and trailing
@@ -194,6 +201,8 @@ class ESpeak:
         data = text.encode("utf-8") + b"\0"
         with self._lock:
             self._set_voice(voice)
+            if seed is not None and self._set_rand_seed is not None:
+                self._set_rand_seed(ctypes.c_long(int(seed) & 0x7FFFFFFF))
             self._chunks = []
             code = self._lib.espeak_Synth(
                 data, len(data), 0, _POS_CHARACTER, 0, _ESPEAK_CHARS_UTF8, None, None

@@ -1,1 +1,37 @@
-"""kerasadml.losses."""
+"""Deep metric learning losses: Keras layers returning per-sample values.
+
+They take ``(embeddings, labels, ref_embeddings, ref_labels)`` like
+pytorch-metric-learning, so one loss serves same-modality and cross-modal use, and some
+own trainable weights (``SphereFace2``, ``AsyPAdaMS``) that ``fit`` trains and saving
+restores. Reduce the per-sample values with :func:`reduce_loss` or a mean.
+"""
+
+from kerasadml.losses.aam_softmax import AAMSoftmax
+from kerasadml.losses.asyp_adams import AsyPAdaMS
+from kerasadml.losses.base import MetricLoss, cosine_similarity_matrix, masked_mean, reduce_loss
+from kerasadml.losses.contrastive import AAContrastive, SupervisedContrastive
+from kerasadml.losses.modality_adversarial import ModalityAdversarial
+from kerasadml.losses.monotonic_alignment import MonotonicAlignment
+from kerasadml.losses.multi_similarity import MultiSimilarity, ProxyMS
+from kerasadml.losses.relational_proxy import RelationalProxy
+from kerasadml.losses.sphereface2 import SphereFace2
+from kerasadml.losses.triplet import AATriplet, Triplet
+
+__all__ = [
+    "AAContrastive",
+    "AAMSoftmax",
+    "AATriplet",
+    "AsyPAdaMS",
+    "MetricLoss",
+    "ModalityAdversarial",
+    "MonotonicAlignment",
+    "MultiSimilarity",
+    "ProxyMS",
+    "RelationalProxy",
+    "SphereFace2",
+    "SupervisedContrastive",
+    "Triplet",
+    "cosine_similarity_matrix",
+    "masked_mean",
+    "reduce_loss",
+]

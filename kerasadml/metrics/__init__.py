@@ -1,1 +1,40 @@
-"""kerasadml.metrics."""
+"""Evaluation metrics of kerasadml.
+
+- Detection (keyword spotting, METHODS.md 1.4), numpy/scikit-learn over a whole trial
+  list: ``eer``, ``eer_threshold``, ``roc_auc``, ``average_precision``, ``detection_report``.
+- Retrieval (audio-visual, METHODS.md 2.4), numpy, chunked over queries:
+  ``retrieval_map``, ``average_precision_per_query``, ``recall_at_k``, ``precision_at_k``,
+  ``retrieval_report``.
+- Keras metrics for live figures during ``fit``: ``StreamingEER``, ``StreamingAUC``.
+"""
+
+from kerasadml.metrics.detection import (
+    average_precision,
+    detection_report,
+    eer,
+    eer_threshold,
+    roc_auc,
+)
+from kerasadml.metrics.keras_metrics import StreamingAUC, StreamingEER
+from kerasadml.metrics.retrieval import (
+    average_precision_per_query,
+    precision_at_k,
+    recall_at_k,
+    retrieval_map,
+    retrieval_report,
+)
+
+__all__ = [
+    "StreamingAUC",
+    "StreamingEER",
+    "average_precision",
+    "average_precision_per_query",
+    "detection_report",
+    "eer",
+    "eer_threshold",
+    "precision_at_k",
+    "recall_at_k",
+    "retrieval_map",
+    "retrieval_report",
+    "roc_auc",
+]

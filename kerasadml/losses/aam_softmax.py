@@ -1,0 +1,146 @@
+"""Additive angular margin softmax (ArcFace), the ablation alternative to SphereFace2
+as ADML's keyword loss (METHODS.md 1.3)."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from kerasadml.losses.base import MetricLoss, validate_embeddings
+from kerasadml.losses.sphereface2 import check_class_labels, l2_normalize
+
+
+@keras.saving.register_keras_serializable(package="kerasadml")
+class AAMSoftmax(MetricLoss):
+    """AAM-softmax (ArcFace): softmax cross-entropy with an additive angular margin.
+
+    With ``cos_i = cos(e, w_i)`` and ``theta_y`` the angle to the target class,
+
+        logit_y = s * cos(theta_y + m),   logit_i = s * cos_i  (i != y)
+        loss = logsumexp_i(logit_i) - logit_y
+
+    ``cos(theta + m) = cos * cos(m) - sin * sin(m)``. Where ``theta_y + m`` would pass
+    ``pi`` (``cos_y <= cos(pi - m)``), the insightface fallback ``cos_y - m sin(m)`` keeps
+    the logit monotonic; with ``easy_margin`` the margin is only applied where
+    ``cos_y > 0``.
+
+    Args:
+        num_classes: number of classes C (>= 2).
+        scale: ``s``, the logit scale.
+        margin: ``m``, the angular margin in radians.
+        easy_margin: apply the margin only where ``cos_y > 0``.
+        kernel_initializer: initialiser of the (D, C) class weights.
+
+    Call arguments:
+        embeddings: (B, D) float.
+        labels: (B,) or (B, 1) int class ids in ``[0, C)``; out-of-range labels raise
+            ``ValueError`` when concrete and are clipped inside ``jit``.
+        mask: optional (B,) bool; masked samples get a loss of exactly 0.
+
+    Returns:
+        (B,) per-sample cross-entropies.
+
+    Example:
+
+    >>> import numpy as np
+    >>> loss = AAMSoftmax(num_classes=5)
+    >>> values = loss(np.random.randn(4, 8).astype("float32"), np.array([0, 1, 2, 4]))
+    >>> tuple(values.shape)
+    (4,)
+
+    Paper: Deng, Guo, Xue, Zafeiriou, "ArcFace: Additive Angular Margin Loss for Deep
+    Face Recognition", CVPR 2019.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        scale: float = 30.0,
+        margin: float = 0.2,
+        easy_margin: bool = False,
+        kernel_initializer="glorot_normal",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(num_classes) < 2:
+            raise ValueError(f"AAMSoftmax: num_classes must be >= 2, got {num_classes}")
+        if scale <= 0 or not 0.0 <= margin < math.pi / 2:
+            raise ValueError(
+                f"AAMSoftmax: need scale > 0 and 0 <= margin < pi/2, got scale={scale}, margin={margin}"
+            )
+        self.num_classes = int(num_classes)
+        self.scale = float(scale)
+        self.margin = float(margin)
+        self.easy_margin = bool(easy_margin)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel = None
+        self.supports_masking = True  # ``mask`` is a call argument; outputs carry none
+
+    def build(self, input_shape):
+        if len(input_shape) != 2 or input_shape[-1] is None:
+            raise ValueError(
+                f"AAMSoftmax: embeddings must have rank 2 (batch, D) with D known, "
+                f"got shape {tuple(input_shape)}"
+            )
+        self.kernel = self.add_weight(
+            shape=(int(input_shape[-1]), self.num_classes),
+            initializer=self.kernel_initializer,
+            name="kernel",
+        )
+        self.built = True
+
+    def cosine(self, embeddings):
+        """(B, C) cosines between the embeddings and the class weights."""
+        embeddings = ops.convert_to_tensor(embeddings)
+        validate_embeddings(f"{self.name}: embeddings", embeddings)
+        if not self.built:
+            self.build(tuple(embeddings.shape))
+        e = l2_normalize(ops.cast(embeddings, self.kernel.dtype), axis=-1)
+        w = l2_normalize(ops.convert_to_tensor(self.kernel), axis=0)
+        return ops.matmul(e, w)
+
+    def logits(self, embeddings):
+        """(B, C) margin-free logits ``s * cos`` (for prediction)."""
+        return self.scale * self.cosine(embeddings)
+
+    def call(self, embeddings, labels, mask=None):
+        labels = check_class_labels(self.name, labels, self.num_classes, mask)
+        cos = self.cosine(embeddings)
+        onehot = ops.one_hot(labels, self.num_classes, dtype=cos.dtype)
+        sin = ops.sqrt(ops.maximum(1.0 - ops.square(cos), 1e-12))
+        phi = cos * math.cos(self.margin) - sin * math.sin(self.margin)
+        if self.easy_margin:
+            phi = ops.where(cos > 0.0, phi, cos)
+        else:
+            threshold = math.cos(math.pi - self.margin)
+            phi = ops.where(
+                cos > threshold, phi, cos - math.sin(math.pi - self.margin) * self.margin
+            )
+        logits = self.scale * ops.where(onehot > 0, phi, cos)
+        target = ops.sum(logits * onehot, axis=-1)
+        loss = ops.logsumexp(logits, axis=-1) - target
+        if mask is not None:
+            valid = ops.reshape(ops.cast(mask, "bool"), (-1,))
+            loss = ops.where(valid, loss, ops.zeros_like(loss))
+        return loss
+
+    def compute_mask(self, *args, **kwargs):
+        return None
+
+    def compute_output_shape(self, embeddings_shape, labels_shape=None, mask_shape=None):
+        return (embeddings_shape[0],)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_classes": self.num_classes,
+                "scale": self.scale,
+                "margin": self.margin,
+                "easy_margin": self.easy_margin,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config

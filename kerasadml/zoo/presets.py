@@ -1,0 +1,244 @@
+"""The preset registry and the preset folder format shared by the zoo models.
+
+A preset folder (keras-hub's format, without its loader indirection) holds:
+
+- ``config.json``: ``keras.saving.serialize_keras_object(model)`` of the zoo model;
+- ``metadata.json``: versions, the backend that wrote it, the parameter count, whether
+  weights are present and their SHA-256, and free-form ``info`` (data, command, results);
+- ``model.weights.h5``: the weights, when the preset is trained;
+- ``README.md``: the model card (catalogue presets only).
+
+The catalogue lives in the repository's top-level ``zoo/`` folder and is installed with
+the package as ``kerasadml.presets_data``, so ``from_preset`` works from a wheel.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib.resources
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import keras
+
+import kerasadml
+
+CONFIG_FILE = "config.json"
+METADATA_FILE = "metadata.json"
+WEIGHTS_FILE = "model.weights.h5"
+
+#: The explicit catalogue: preset name -> zoo class name, one-line description and the
+#: training recipe that ``kerasadml train`` / ``kerasadml demo`` use by default.
+PRESETS: dict[str, dict[str, Any]] = {
+    "adml_tiny": {
+        "class": "ADML",
+        "description": "Small ADML keyword spotter (ECAPA C=64, BiLSTM 64, D=128), trained on SynthPhrase small.",
+        "recipe": {"epochs": 10, "steps_per_epoch": 60, "keywords_per_batch": 32, "clips_per_keyword": 2},
+    },
+    "adml_base": {
+        "class": "ADML",
+        "description": "ADML at the paper's sizes (ECAPA C=256, BiLSTM 256, D=256); untrained.",
+        "recipe": {"epochs": 50, "steps_per_epoch": 500, "keywords_per_batch": 64, "clips_per_keyword": 2},
+    },
+    "aadml_vegas": {
+        "class": "AADML",
+        "description": "AADML for VEGAS features (128-d VGGish audio, 1024-d Inception visual, 10 classes); untrained.",
+        "recipe": {"epochs": 30, "steps_per_epoch": 100, "batch_size": 128},
+    },
+    "aadml_ave": {
+        "class": "AADML",
+        "description": "AADML for AVE features (128-d audio, 1024-d visual, 15 classes); untrained.",
+        "recipe": {"epochs": 30, "steps_per_epoch": 20, "batch_size": 60},
+    },
+    "aadml_avdigits": {
+        "class": "AADML",
+        "description": "AADML trained on AV-Digits (spoken digits x real handwritten digits), 10 classes.",
+        "recipe": {"epochs": 20, "steps_per_epoch": 30, "batch_size": 60},
+    },
+}
+
+
+class PresetError(ValueError):
+    """A preset name is unknown, or a preset folder is missing or corrupt."""
+
+
+def catalogue_dir() -> Path:
+    """The installed catalogue folder (``zoo/`` of the repository)."""
+    return Path(str(importlib.resources.files("kerasadml.presets_data")))
+
+
+def preset_recipe(name_or_dir: str | os.PathLike) -> dict[str, Any]:
+    """The default training recipe of a catalogue preset (``{}`` for a folder)."""
+    return dict(PRESETS.get(str(name_or_dir), {}).get("recipe", {}))
+
+
+def write_preset_config(model: keras.Model, folder: str | os.PathLike, info: dict | None = None) -> Path:
+    """Write ``config.json`` and ``metadata.json`` only (an untrained catalogue preset)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = keras.saving.serialize_keras_object(model)
+    _atomic_write_text(folder / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True))
+    metadata = {
+        "kerasadml_version": kerasadml.__version__,
+        "keras_version": keras.__version__,
+        "class": type(model).__name__,
+        "parameter_count": int(model.count_params()),
+        "weights": False,
+        "info": info or {},
+    }
+    _atomic_write_text(folder / METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True))
+    return folder
+
+
+def list_presets() -> dict[str, str]:
+    """Preset names and their one-line descriptions."""
+    return {name: entry["description"] for name, entry in PRESETS.items()}
+
+
+def resolve_preset(name_or_dir: str | os.PathLike) -> Path:
+    """The folder of a preset given by catalogue name or path.
+
+    Raises:
+        PresetError: neither a folder with ``config.json`` nor a known name; the
+            message lists the known presets.
+    """
+    path = Path(name_or_dir).expanduser()
+    if path.is_dir():
+        if not (path / CONFIG_FILE).is_file():
+            raise PresetError(f"preset folder {path} has no {CONFIG_FILE}")
+        return path
+    name = str(name_or_dir)
+    if name in PRESETS:
+        folder = catalogue_dir() / name
+        if not (folder / CONFIG_FILE).is_file():
+            raise PresetError(f"preset {name!r} is registered but its folder {folder} has no {CONFIG_FILE}")
+        return folder
+    known = ", ".join(sorted(PRESETS))
+    raise PresetError(f"unknown preset {name!r}: not a folder and not one of the known presets: {known}")
+
+
+def read_metadata(folder: str | os.PathLike) -> dict[str, Any]:
+    path = Path(folder) / METADATA_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise PresetError(f"corrupt {path}: {error}") from error
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def save_preset(model: keras.Model, folder: str | os.PathLike, info: dict | None = None) -> Path:
+    """Write ``model`` as a preset folder (config, metadata, weights), atomically per file."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = keras.saving.serialize_keras_object(model)
+    _atomic_write_text(folder / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".weights.", suffix=".weights.h5")
+    os.close(fd)
+    model.save_weights(tmp, overwrite=True)
+    os.replace(tmp, folder / WEIGHTS_FILE)
+    metadata = {
+        "kerasadml_version": kerasadml.__version__,
+        "keras_version": keras.__version__,
+        "backend": keras.backend.backend(),
+        "class": type(model).__name__,
+        "parameter_count": int(model.count_params()),
+        "weights": True,
+        "weights_sha256": _sha256(folder / WEIGHTS_FILE),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "info": info or {},
+    }
+    _atomic_write_text(folder / METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True))
+    return folder
+
+
+def load_preset(cls: type, name_or_dir: str | os.PathLike, load_weights: bool = True, **overrides):
+    """Instantiate ``cls`` from a preset folder or name, and load its weights.
+
+    Args:
+        cls: the zoo class (the folder's config must name it).
+        name_or_dir: a catalogue name (see ``list_presets()``) or a preset folder.
+        load_weights: load ``model.weights.h5`` when the preset has weights.
+        **overrides: constructor arguments replacing the saved ones (e.g. a new
+            ``num_keywords`` for fine-tuning; weights are then loaded only if shapes match).
+    """
+    folder = resolve_preset(name_or_dir)
+    config_path = folder / CONFIG_FILE
+    try:
+        serialized = json.loads(config_path.read_text())
+    except json.JSONDecodeError as error:
+        raise PresetError(f"corrupt {config_path}: {error}") from error
+    class_name = serialized.get("class_name")
+    if class_name != cls.__name__:
+        raise PresetError(f"{config_path} describes a {class_name}, not a {cls.__name__}")
+    config = dict(serialized.get("config", {}))
+    config.update(overrides)
+    model = cls.from_config(config)
+    model.build_for_preset()
+    metadata = read_metadata(folder)
+    weights_path = folder / WEIGHTS_FILE
+    if load_weights and metadata.get("weights", weights_path.exists()):
+        if not weights_path.is_file():
+            raise PresetError(f"preset {folder} declares weights but {weights_path} is missing")
+        expected = metadata.get("weights_sha256")
+        if expected and _sha256(weights_path) != expected:
+            raise PresetError(f"{weights_path} is corrupted: its SHA-256 does not match {METADATA_FILE}")
+        try:
+            model.load_weights(str(weights_path))
+        except Exception as error:  # h5py/keras raise many types for a bad file
+            raise PresetError(f"could not load weights from {weights_path}: {error}") from error
+    model.preset_metadata = metadata
+    return model
+
+
+class PresetMixin:
+    """``from_preset`` / ``save_to_preset`` for zoo models.
+
+    A class using it implements ``build_for_preset()`` (create every variable, e.g. by
+    calling the model on a small dummy batch) so weights can be loaded.
+    """
+
+    preset_metadata: dict = {}
+
+    @classmethod
+    def presets(cls) -> dict[str, str]:
+        """Catalogue presets of this class and their descriptions."""
+        return {n: e["description"] for n, e in PRESETS.items() if e["class"] == cls.__name__}
+
+    @classmethod
+    def from_preset(cls, name_or_dir: str | os.PathLike, load_weights: bool = True, **overrides):
+        """Build the model from a catalogue preset name or a preset folder.
+
+        Example:
+
+        >>> from kerasadml.zoo import ADML
+        >>> model = ADML.from_preset("adml_tiny")  # doctest: +SKIP
+        """
+        if isinstance(name_or_dir, str) and name_or_dir in PRESETS:
+            expected = PRESETS[name_or_dir]["class"]
+            if expected != cls.__name__:
+                raise PresetError(f"preset {name_or_dir!r} is a {expected} preset, not a {cls.__name__} one")
+        return load_preset(cls, name_or_dir, load_weights=load_weights, **overrides)
+
+    def save_to_preset(self, folder: str | os.PathLike, info: dict | None = None) -> Path:
+        """Write this model as a preset folder loadable with ``from_preset(folder)``."""
+        return save_preset(self, folder, info=info)

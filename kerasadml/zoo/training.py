@@ -1,0 +1,102 @@
+"""Training recipes shared by the CLI, the demo, the examples and the benchmarks."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+import keras
+
+log = logging.getLogger(__name__)
+
+SYNTH_TRAIN_CSV = "synthphrase_train.csv"
+SYNTH_TEST_CSV = "synthphrase_test.csv"
+
+
+def resolve_kws_csvs(data: str | os.PathLike, split: str = "train") -> list[str]:
+    """CSV paths for ``data``: a CSV file, a list-like string ``a.csv,b.csv``, or a
+    SynthPhrase folder (its ``synthphrase_{split}.csv``).
+
+    Raises:
+        FileNotFoundError: naming what was looked for.
+    """
+    text = os.fspath(data)
+    if "," in text:
+        paths = [p.strip() for p in text.split(",") if p.strip()]
+    else:
+        path = Path(text)
+        if path.is_dir():
+            candidate = path / (SYNTH_TRAIN_CSV if split == "train" else SYNTH_TEST_CSV)
+            if not candidate.is_file():
+                csvs = sorted(str(p) for p in path.glob("*.csv"))
+                raise FileNotFoundError(
+                    f"{path} is a folder without {candidate.name}; give a CSV explicitly (found: {csvs})"
+                )
+            paths = [str(candidate)]
+        else:
+            paths = [text]
+    for p in paths:
+        if not Path(p).is_file():
+            raise FileNotFoundError(f"no such CSV file: {p}")
+    return paths
+
+
+def kws_training_data(
+    csvs: Sequence[str],
+    encode_text,
+    *,
+    audio_root: str | os.PathLike | None = None,
+    keywords_per_batch: int = 16,
+    clips_per_keyword: int = 2,
+    seed: int = 0,
+    steps_per_epoch: int | None = None,
+    audio_buckets: Sequence[int] = (16000, 32000),
+    phoneme_buckets: Sequence[int] = (32,),
+):
+    """LibriPhrase-format training CSVs -> (class-balanced tf.data dataset, info, items).
+
+    Few buckets on purpose: every new batch shape is a new compilation of the training
+    step (tens of seconds on a CPU), so two audio lengths (1 s, 2 s) and one phoneme
+    length cover LibriPhrase-style 0.5-2 s phrases with at most two compilations.
+    """
+    from kerasadml.data.kws_dataset import make_kws_training_dataset
+    from kerasadml.data.libriphrase import read_libriphrase_csv, training_items
+
+    items = training_items(read_libriphrase_csv(list(csvs)), audio_root=audio_root)
+    dataset, info = make_kws_training_dataset(
+        items.paths,
+        items.texts,
+        items.labels,
+        encode_text=encode_text,
+        keywords_per_batch=keywords_per_batch,
+        clips_per_keyword=clips_per_keyword,
+        seed=seed,
+        steps_per_epoch=steps_per_epoch,
+        audio_buckets=tuple(audio_buckets),
+        phoneme_buckets=tuple(phoneme_buckets),
+    )
+    return dataset, info, items
+
+
+def fit_with_backup(
+    model: keras.Model,
+    dataset,
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    out_dir: str | os.PathLike | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int | str = "auto",
+):
+    """``model.fit`` with ``BackupAndRestore`` under ``out_dir/backup`` (an interrupted
+    run resumes at the last finished epoch when started again with the same ``out_dir``)."""
+    callbacks = list(callbacks)
+    if out_dir is not None:
+        backup = Path(out_dir) / "backup"
+        backup.mkdir(parents=True, exist_ok=True)
+        callbacks.append(keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True))
+    return model.fit(
+        dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose, shuffle=False
+    )
