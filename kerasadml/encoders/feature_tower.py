@@ -66,7 +66,7 @@ class FeatureTower(keras.Model):
     ):
         features = keras.Input((input_dim,), name="features")
         x = keras.layers.Dense(hidden_units, name="hidden")(features)
-        x = keras.layers.BatchNormalization(name="bn")(x)
+        x = keras.layers.BatchNormalization(momentum=0.9, name="bn")(x)
         x = keras.layers.ReLU(name="relu")(x)
         x = keras.layers.Dropout(dropout, name="dropout")(x)
         x = keras.layers.Dense(embedding_dim, name="projection")(x)

@@ -124,11 +124,16 @@ class CrossAttentionAligner(keras.layers.Layer):
         self.use_bias = bool(use_bias)
         self.dropout = float(dropout)
         self.has_output_projection = self.num_heads > 1 or self.output_dim is not None
+        # Masks are explicit call arguments; inputs that carry a Keras mask are fine.
+        self.supports_masking = True
         self.dropout_layer = keras.layers.Dropout(self.dropout) if self.dropout > 0 else None
         # Filled in build():
         self.key_dim = None
         self.value_dim = None
         self.query_dense = self.key_dense = self.value_dense = self.output_dense = None
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
     # ------------------------------------------------------------------ validation
     @staticmethod
