@@ -15,15 +15,13 @@ def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide TensorFlow's C++ start-up noise (CUDA probes)
 
 
 def _write_json(path: str | os.PathLike, payload: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=float))
-    os.replace(tmp, path)
+    from kerasadml.atomic import atomic_write_json
+
+    atomic_write_json(path, payload, sort_keys=True, default=float)
 
 
 def _is_h5(path: str) -> bool:
@@ -77,7 +75,6 @@ def cmd_synth_av(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from kerasadml.zoo import AADML, ADML
     from kerasadml.zoo.presets import PRESETS
 
     out = Path(args.out)

@@ -27,11 +27,12 @@ from __future__ import annotations
 import io
 import logging
 import os
-import tempfile
 import threading
 from pathlib import Path
 
 import numpy as np
+
+from kerasadml.atomic import atomic_open
 
 logger = logging.getLogger(__name__)
 
@@ -248,17 +249,5 @@ def write_wav_atomic(path, wave, sample_rate: int = 16000) -> None:
         raise ValueError(f"write_wav_atomic: wave must be 1-D or 2-D, got shape {wave.shape}")
     if not np.isfinite(wave).all():
         raise ValueError(f"write_wav_atomic: wave for {str(path)!r} contains NaN or Inf")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            sf.write(f, np.clip(wave, -1.0, 1.0), int(sample_rate), format="WAV", subtype="PCM_16")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_open(path, "wb") as f:
+        sf.write(f, np.clip(wave, -1.0, 1.0), int(sample_rate), format="WAV", subtype="PCM_16")

@@ -36,7 +36,6 @@ import logging
 import math
 import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -465,23 +464,10 @@ def write_libriphrase_csv(path, records: Sequence[dict]) -> None:
 
     The file goes to a temporary name in the same folder and is renamed over ``path``.
     """
-    import tempfile
+    from kerasadml.atomic import atomic_open
 
-    path = Path(os.fspath(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(LIBRIPHRASE_COLUMNS), lineterminator="\n")
-            writer.writeheader()
-            for record in records:
-                writer.writerow({c: record[c] for c in LIBRIPHRASE_COLUMNS})
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(LIBRIPHRASE_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        for record in records:
+            writer.writerow({c: record[c] for c in LIBRIPHRASE_COLUMNS})

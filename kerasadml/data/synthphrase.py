@@ -744,20 +744,7 @@ def _existing_samples(path: str) -> int | None:
 
 
 # ------------------------------------------------------------------------------ writing
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+from kerasadml.atomic import atomic_write_text as _atomic_write_text  # noqa: E402
 
 
 def _resolve_config(size) -> tuple[str, SynthPhraseConfig]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import keras
-from keras import ops
 
 from kerasadml.layers.attentive_stats_pooling import AttentiveStatsPooling
 from kerasadml.layers.ecapa_blocks import SERes2Block, TDNNBlock

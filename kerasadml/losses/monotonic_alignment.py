@@ -25,7 +25,10 @@ class MonotonicAlignment(MetricLoss):
     ``Tt_b`` (phonemes) and ``Ta_b`` (frames):
 
     ``W_ij = 1 - exp(-(i/Tt_b - j/Ta_b)^2 / (2 g^2))``,
-    ``L_b = mean over valid (i, j) of A_ij * W_ij``,
+    ``L_b = mean over valid (i, j) of A_ij * W_ij`` (``reduction="elements"``, METHODS.md), or
+    ``L_b = mean over valid phonemes i of sum_j A_ij * W_ij`` (``reduction="rows"``): the
+    expected penalty of each phoneme's attention, in [0, 1] whatever the clip length
+    (the element mean shrinks as ``1/Ta``, so its gradient vanishes on long clips),
 
     with ``i``, ``j`` 0-based positions counted among the valid steps (for the usual
     right-padded masks, the plain indices). Padding never changes the result; a pair
@@ -33,6 +36,8 @@ class MonotonicAlignment(MetricLoss):
 
     Args:
         g: width of the diagonal band (default 0.2).
+        reduction: ``"elements"`` (mean over all valid cells) or ``"rows"`` (mean over
+            valid phonemes of the row sums).
 
     Call arguments:
         affinity: (B, Tt, Ta) attention weights (text queries audio).
@@ -55,11 +60,14 @@ class MonotonicAlignment(MetricLoss):
     Spotting" (CMCD), Interspeech 2022; used as ``L_MM`` in ADML (arXiv 2505.16735).
     """
 
-    def __init__(self, g: float = 0.2, **kwargs):
+    def __init__(self, g: float = 0.2, reduction: str = "elements", **kwargs):
         super().__init__(**kwargs)
         if g <= 0:
             raise ValueError(f"MonotonicAlignment: g must be > 0, got {g}")
+        if reduction not in ("elements", "rows"):
+            raise ValueError(f"MonotonicAlignment: reduction must be 'elements' or 'rows', got {reduction!r}")
         self.g = float(g)
+        self.reduction = reduction
         self.built = True
 
     def guide_weights(self, text_mask, audio_mask, dtype="float32"):
@@ -83,9 +91,12 @@ class MonotonicAlignment(MetricLoss):
         audio_mask = ops.cast(audio_mask, "bool")
         weights = ops.cast(self.guide_weights(text_mask, audio_mask), affinity.dtype)
         valid = ops.logical_and(ops.expand_dims(text_mask, 2), ops.expand_dims(audio_mask, 1))
+        if self.reduction == "rows":
+            cells = affinity * weights * ops.cast(valid, affinity.dtype)
+            return masked_mean(ops.sum(cells, axis=2), text_mask, axis=1)
         return masked_mean(affinity * weights, valid, axis=(1, 2))
 
     def get_config(self):
         config = super().get_config()
-        config.update({"g": self.g})
+        config.update({"g": self.g, "reduction": self.reduction})
         return config

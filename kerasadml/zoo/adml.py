@@ -94,6 +94,8 @@ class ADML(PresetMixin, keras.Model):
             ``"proxy_ms"``, or ``"none"``.
         lambda_phn: weight of ``L_phn`` (0.1 in the paper).
         mm_weight: weight of the monotonic matching loss (0 disables it).
+        mm_reduction: ``"rows"`` (each phoneme's expected off-diagonal attention, in
+            [0, 1]) or ``"elements"`` (METHODS.md's mean over all cells, ~1/Ta as large).
         keyword_loss: ``"sphereface2"`` (paper), ``"aam_softmax"`` or ``"none"``.
         keyword_weight: weight ``w_key`` of the keyword loss.
         mal: modality adversarial learning at ``"none"``, ``"utterance"`` or ``"both"`` levels.
@@ -133,7 +135,8 @@ class ADML(PresetMixin, keras.Model):
         aligner_heads: int = 1,
         phoneme_loss: str = "asyp_adams",
         lambda_phn: float = 0.1,
-        mm_weight: float = 0.1,
+        mm_weight: float = 1.0,
+        mm_reduction: str = "rows",
         keyword_loss: str = "sphereface2",
         keyword_weight: float = 1.0,
         mal: str = "both",
@@ -175,6 +178,7 @@ class ADML(PresetMixin, keras.Model):
         self.phoneme_loss = phoneme_loss
         self.lambda_phn = float(lambda_phn)
         self.mm_weight = float(mm_weight)
+        self.mm_reduction = mm_reduction
         self.keyword_loss = keyword_loss
         self.keyword_weight = float(keyword_weight)
         self.mal = mal
@@ -239,7 +243,7 @@ class ADML(PresetMixin, keras.Model):
             self.phoneme_loss_layer = ProxyMS(
                 alpha=self.ms_alpha, beta=self.ms_beta, lambda_=self.ms_lambda, name="phoneme_loss"
             )
-        self.alignment_loss = MonotonicAlignment(name="alignment_loss")
+        self.alignment_loss = MonotonicAlignment(reduction=self.mm_reduction, name="alignment_loss")
         self.keyword_head = None
         if keyword_loss == "sphereface2":
             self.keyword_head = SphereFace2(
@@ -497,6 +501,7 @@ class ADML(PresetMixin, keras.Model):
                 "phoneme_loss": self.phoneme_loss,
                 "lambda_phn": self.lambda_phn,
                 "mm_weight": self.mm_weight,
+                "mm_reduction": self.mm_reduction,
                 "keyword_loss": self.keyword_loss,
                 "keyword_weight": self.keyword_weight,
                 "mal": self.mal,

@@ -3,12 +3,10 @@ voices, print the LP_E/LP_H table, and write a ROC/DET plot and an affinity plot
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 
-import numpy as np
 
 
 def _say(message: str) -> None:
@@ -26,6 +24,7 @@ def run_demo(
     """Run the main job; returns the evaluation result (also written to ``results.json``)."""
     import keras
 
+    from kerasadml.atomic import atomic_write_json
     from kerasadml.data.audio_io import load_audio
     from kerasadml.data.synthphrase import build_synthphrase
     from kerasadml.plots import plot_affinity, plot_roc_det
@@ -70,7 +69,11 @@ def run_demo(
     roc_path = plot_roc_det(curves, out / "roc_det.png", title="adml_tiny on SynthPhrase test")
     from kerasadml.data.libriphrase import read_libriphrase_csv
 
-    rows = [r for r in read_libriphrase_csv(test_csvs) if int(r.target) == 1][:3]
+    rows, seen = [], set()
+    for row in read_libriphrase_csv(test_csvs):  # three different positive anchors
+        if int(row.target) == 1 and row.anchor_text not in seen and len(rows) < 3:
+            rows.append(row)
+            seen.add(row.anchor_text)
     matrices, phones, titles = [], [], []
     for row in rows:
         wave = load_audio(Path(test_csvs[0]).parent / row.anchor)
@@ -82,9 +85,7 @@ def run_demo(
         k: v for k, v in result.items() if k not in ("scores", "targets", "kinds")
     }
     payload.update(training=report, data=summary, seconds_total=round(time.time() - start, 1))
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps(payload, indent=2, default=float))
-    os.replace(tmp, out / "results.json")
+    atomic_write_json(out / "results.json", payload, default=float)
     _say(f"Wrote {roc_path}, {affinity_path}, {out / 'results.json'}; model preset in {out / 'model'}")
     _say(f"Total time {time.time() - start:.0f} s.")
     return payload

@@ -9,6 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
+from kerasadml.atomic import atomic_write_json
+
 DETECTOR_FILE = "detector.json"
 
 
@@ -84,9 +86,7 @@ class KeywordDetector:
         """Write the model (as a preset) and ``detector.json`` (keywords, threshold)."""
         folder = Path(folder)
         self.model.save_to_preset(folder / "model")
-        tmp = folder / (DETECTOR_FILE + ".tmp")
-        tmp.write_text(json.dumps({"keywords": self.keywords, "threshold": self.threshold}, indent=2))
-        os.replace(tmp, folder / DETECTOR_FILE)
+        atomic_write_json(folder / DETECTOR_FILE, {"keywords": self.keywords, "threshold": self.threshold})
         return folder
 
     @classmethod

@@ -139,11 +139,18 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+from kerasadml.atomic import atomic_write_text as _atomic_write_text  # noqa: E402
+
+
+def _weights_only(model: keras.Model) -> keras.Model:
+    """``model`` itself, or, when it has an optimizer (whose moments ``save_weights``
+    would store too, tripling the file), a clone without one holding the same weights."""
+    if getattr(model, "optimizer", None) is None:
+        return model
+    clone = type(model).from_config(model.get_config())
+    clone.build_for_preset()
+    clone.set_weights(model.get_weights())
+    return clone
 
 
 def save_preset(model: keras.Model, folder: str | os.PathLike, info: dict | None = None) -> Path:
@@ -154,7 +161,8 @@ def save_preset(model: keras.Model, folder: str | os.PathLike, info: dict | None
     _atomic_write_text(folder / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".weights.", suffix=".weights.h5")
     os.close(fd)
-    model.save_weights(tmp, overwrite=True)
+    _weights_only(model).save_weights(tmp, overwrite=True)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, folder / WEIGHTS_FILE)
     metadata = {
         "kerasadml_version": kerasadml.__version__,

@@ -91,9 +91,16 @@ def fit_with_backup(
     verbose: int | str = "auto",
 ):
     """``model.fit`` with ``BackupAndRestore`` under ``out_dir/backup`` (an interrupted
-    run resumes at the last finished epoch when started again with the same ``out_dir``)."""
+    run resumes at the last finished epoch when started again with the same ``out_dir``).
+
+    An unbuilt zoo model (``ADML``/``AADML`` fresh from its constructor) is built first,
+    since ``BackupAndRestore`` needs the variables to exist."""
     callbacks = list(callbacks)
     if out_dir is not None:
+        # BackupAndRestore restores into existing variables: zoo models create theirs
+        # with build() (a model freshly constructed is not built yet).
+        if not model.built and hasattr(model, "build_for_preset"):
+            model.build_for_preset()
         backup = Path(out_dir) / "backup"
         backup.mkdir(parents=True, exist_ok=True)
         callbacks.append(keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True))

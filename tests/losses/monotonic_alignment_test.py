@@ -99,3 +99,24 @@ def test_serialization_and_argument_errors():
         MonotonicAlignment(g=0.0)
     with pytest.raises(ValueError, match=r"affinity.*\(3, 4\)"):
         MonotonicAlignment()(np.zeros((3, 4), "float32"))
+
+
+def test_rows_reduction_is_the_mean_row_sum():
+    import numpy as np
+
+    from kerasadml.losses.monotonic_alignment import MonotonicAlignment
+    from tests.helpers import to_numpy
+
+    rng = np.random.RandomState(3)
+    a = rng.rand(2, 4, 9).astype("float32")
+    a /= a.sum(-1, keepdims=True)
+    tmask = np.array([[1, 1, 1, 0], [1, 1, 1, 1]], bool)
+    amask = np.array([[1] * 7 + [0] * 2, [1] * 9], bool)
+    loss = MonotonicAlignment(reduction="rows")
+    w = to_numpy(loss.guide_weights(tmask, amask))
+    expected = []
+    for b in range(2):
+        rows = [(a[b, i] * w[b, i] * amask[b]).sum() for i in range(4) if tmask[b, i]]
+        expected.append(np.mean(rows))
+    np.testing.assert_allclose(to_numpy(loss(a, tmask, amask)), expected, rtol=1e-5)
+    assert MonotonicAlignment(reduction="rows").get_config()["reduction"] == "rows"

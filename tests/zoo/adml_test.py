@@ -1,7 +1,6 @@
 """ADML end to end on tiny settings: training steps, every loss term, save/load (.keras,
 preset, across backends), LibriPhrase evaluation, enrollment and detection, bad input."""
 
-import json
 import os
 import subprocess
 import sys
