@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import time
@@ -11,6 +12,8 @@ import keras
 
 from kerasadml.zoo.presets import preset_recipe
 from kerasadml.zoo.training import fit_with_backup, kws_training_data, resolve_kws_csvs
+
+log = logging.getLogger(__name__)
 
 
 def train_adml_from_csv(
@@ -56,6 +59,12 @@ def train_adml_from_csv(
     from kerasadml.data.libriphrase import read_libriphrase_csv, training_items
 
     num_keywords = training_items(read_libriphrase_csv(csvs), audio_root=audio_root).num_classes
+    if recipe["keywords_per_batch"] > num_keywords:
+        log.warning(
+            "keywords_per_batch=%d but the data have %d keywords; using %d",
+            recipe["keywords_per_batch"], num_keywords, num_keywords,
+        )
+        recipe["keywords_per_batch"] = num_keywords
     model = ADML.from_preset(preset, load_weights=init_weights, num_keywords=num_keywords, **(overrides or {}))
     dataset, info, items = kws_training_data(
         csvs,

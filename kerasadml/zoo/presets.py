@@ -247,6 +247,16 @@ class PresetMixin:
                 raise PresetError(f"preset {name_or_dir!r} is a {expected} preset, not a {cls.__name__} one")
         return load_preset(cls, name_or_dir, load_weights=load_weights, **overrides)
 
+    def compile_from_config(self, config: dict) -> None:
+        """Re-compile a model loaded from a ``.keras`` file with its saved optimizer (the
+        zoo models' ``compile`` takes no loss: the loss is the model's own)."""
+        optimizer = config.get("optimizer") if config else None
+        if optimizer is not None and not isinstance(optimizer, str):
+            optimizer = keras.optimizers.deserialize(optimizer)
+        self.compile(optimizer=optimizer or "auto")
+        if self.built:  # create the optimizer's variables so its saved state can load
+            self.optimizer.build(self.trainable_variables)
+
     def save_to_preset(self, folder: str | os.PathLike, info: dict | None = None) -> Path:
         """Write this model as a preset folder loadable with ``from_preset(folder)``."""
         return save_preset(self, folder, info=info)
