@@ -13,7 +13,6 @@ from kerasadml.zoo import AADML, ADML
 from kerasadml.zoo.adml import LOSS_TERMS
 from kerasadml.zoo.training import fit_with_backup
 from tests.zoo.aadml_test import TINY as AADML_TINY
-from tests.zoo.aadml_test import _batch as aadml_batch
 from tests.zoo.aadml_test import _split
 from tests.zoo.adml_test import TINY as ADML_TINY
 from tests.zoo.adml_test import _batch as adml_batch
