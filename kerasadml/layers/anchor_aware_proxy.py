@@ -96,7 +96,7 @@ class AnchorAwareProxy(keras.layers.Layer):
         if aggregation == "attention":
             # output_shape=None projects back to the query width D.
             self.attention = keras.layers.MultiHeadAttention(
-                num_heads=self.num_heads, key_dim=self.key_dim, name="attention"
+                num_heads=self.num_heads, key_dim=self.key_dim, name="attention", dtype=self.dtype_policy
             )
 
     def _check_shape(self, shape):

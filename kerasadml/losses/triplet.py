@@ -196,6 +196,7 @@ class AnchorAwareMixin:
             normalize=normalize,
             aggregation=aggregation,
             name="proxy",
+            dtype=self.dtype_policy,  # part of the loss: float32 under mixed precision too
         )
         self.k = self.proxy.k
         self.num_heads = self.proxy.num_heads

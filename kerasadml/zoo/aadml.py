@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasadml.distribute import scale_loss_for_replicas
 from kerasadml.encoders.feature_tower import FeatureTower
 from kerasadml.losses.contrastive import AAContrastive, SupervisedContrastive
 from kerasadml.losses.triplet import AATriplet, Triplet
@@ -178,13 +179,16 @@ class AADML(PresetMixin, keras.Model):
             self.visual_anchor_loss(zv, labels, za, labels)
         )
         ce = keras.losses.sparse_categorical_crossentropy
+        f32 = lambda t: ops.cast(t, "float32")  # noqa: E731  (float32 under mixed precision too)
         label = 0.5 * (
-            ops.mean(ce(labels, y_pred["audio_logits"], from_logits=True))
-            + ops.mean(ce(labels, y_pred["visual_logits"], from_logits=True))
+            ops.mean(ce(labels, f32(y_pred["audio_logits"]), from_logits=True))
+            + ops.mean(ce(labels, f32(y_pred["visual_logits"]), from_logits=True))
         )
         self.trackers["loss_metric"].update_state(metric)
         self.trackers["loss_label"].update_state(label)
-        return metric + self.label_weight * label
+        # MirroredStrategy sums the replicas' gradients: return loss / replicas (as
+        # Keras' own compute_loss does); a no-op on one device and on JAX.
+        return scale_loss_for_replicas(metric + self.label_weight * label)
 
     @property
     def metrics(self):

@@ -10,6 +10,7 @@ import numpy as np
 from keras import ops
 
 from kerasadml.data.phonemizer import PhonemeVocabulary, Phonemizer
+from kerasadml.distribute import scale_loss_for_replicas
 from kerasadml.encoders.ecapa_tdnn import ECAPATDNN
 from kerasadml.encoders.phoneme_bilstm import PhonemeBiLSTM
 from kerasadml.layers.cross_attention_aligner import CrossAttentionAligner
@@ -374,7 +375,9 @@ class ADML(PresetMixin, keras.Model):
 
         for name, value in zip(LOSS_TERMS, (loss_utt, loss_phn, loss_mm, loss_key, loss_adv, acc_utt, acc_phn)):
             self.trackers[name].update_state(value)
-        return total
+        # MirroredStrategy sums the replicas' gradients: return loss / replicas (as
+        # Keras' own compute_loss does); a no-op on one device and on JAX.
+        return scale_loss_for_replicas(total)
 
     @property
     def metrics(self):

@@ -36,6 +36,7 @@ def _oracle_scores(tuner, name):
     return trials, [t.metrics.get_last_value(name) for t in trials], [t.score for t in trials]
 
 
+@pytest.mark.slow
 def test_adml_random_search_records_finite_val_eer(synth, tmp_path):
     out, summary = synth
     hypermodel = ADMLHyperModel(
