@@ -252,8 +252,61 @@ def replica_batches(dataset, num_replicas_: int):
     return dataset.unbatch().batch(int(rows) * int(num_replicas_), drop_remainder=True)
 
 
+class MultiWorkerDictInputsMixin:
+    """Lets a Keras model with dict inputs ``fit`` under ``MultiWorkerMirroredStrategy``.
+
+    Keras' TensorFlow trainer builds the model symbolically from the first distributed
+    batch by ``strategy.reduce("MEAN", batch)``, which ``MultiWorkerMirroredStrategy``
+    cannot do for a dict of per-replica values (keras-team/keras#20329: "Attempt to
+    convert a value ({'audio': PerReplica...}) with an unsupported type"). Only the
+    batch's shapes and dtypes matter for that build, so this mixin builds from the first
+    local replica's batch instead. Other backends and strategies are unchanged.
+
+    The same engine then reduces each step's logs with ``strategy.reduce("MEAN", v,
+    axis=0)``, which fails on Keras' scalar logs ("Invalid reduction dimension 0 for
+    input with 0 dimensions", tensorflow/tensorflow#72388); under
+    ``MultiWorkerMirroredStrategy`` this mixin returns each log as a 1-element vector, so
+    the reduction yields the mean over replicas, a scalar, as on one device.
+    """
+
+    def _multi_worker(self) -> bool:
+        if _backend() != "tensorflow":
+            return False
+        import tensorflow as tf
+
+        return isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy)
+
+    def _vector_logs(self, logs):
+        if not self._multi_worker():
+            return logs
+        return {k: keras.ops.reshape(v, (1,)) if len(keras.ops.shape(v)) == 0 else v for k, v in logs.items()}
+
+    def train_step(self, *args, **kwargs):
+        return self._vector_logs(super().train_step(*args, **kwargs))
+
+    def test_step(self, *args, **kwargs):
+        return self._vector_logs(super().test_step(*args, **kwargs))
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if iterator is not None and _backend() == "tensorflow" and getattr(self, "_distribute_strategy", None):
+            import tensorflow as tf
+
+            for _, _, it in iterator:
+                batch = next(it)
+                data_batch = keras.tree.map_structure(
+                    lambda v: self._distribute_strategy.experimental_local_results(v)[0]
+                    if isinstance(v, tf.distribute.DistributedValues)
+                    else v,
+                    batch,
+                )
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+
 __all__ = [
     "DataParallelContext",
+    "MultiWorkerDictInputsMixin",
     "data_parallel",
     "global_batch_size",
     "num_replicas",

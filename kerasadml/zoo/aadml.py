@@ -8,7 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerasadml.distribute import scale_loss_for_replicas
+from kerasadml.distribute import MultiWorkerDictInputsMixin, scale_loss_for_replicas
 from kerasadml.encoders.feature_tower import FeatureTower
 from kerasadml.losses.contrastive import AAContrastive, SupervisedContrastive
 from kerasadml.losses.triplet import AATriplet, Triplet
@@ -22,7 +22,7 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 
 
 @keras.saving.register_keras_serializable(package="kerasadml")
-class AADML(PresetMixin, keras.Model):
+class AADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
     """Audio-visual retrieval model trained with anchor-aware (AA) proxies.
 
     Two :class:`~kerasadml.encoders.FeatureTower` s map pre-extracted audio and visual

@@ -10,7 +10,7 @@ import numpy as np
 from keras import ops
 
 from kerasadml.data.phonemizer import PhonemeVocabulary, Phonemizer
-from kerasadml.distribute import scale_loss_for_replicas
+from kerasadml.distribute import MultiWorkerDictInputsMixin, scale_loss_for_replicas
 from kerasadml.encoders.ecapa_tdnn import ECAPATDNN
 from kerasadml.encoders.phoneme_bilstm import PhonemeBiLSTM
 from kerasadml.layers.cross_attention_aligner import CrossAttentionAligner
@@ -44,7 +44,7 @@ def _l2_normalize(x: np.ndarray) -> np.ndarray:
 
 
 @keras.saving.register_keras_serializable(package="kerasadml")
-class ADML(PresetMixin, keras.Model):
+class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
     """Open-vocabulary keyword spotter trained with adversarial deep metric learning.
 
     Audio clips (16 kHz waveforms) and keyword texts (as phoneme ids) are embedded into
