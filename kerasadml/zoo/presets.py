@@ -188,6 +188,8 @@ def load_preset(cls: type, name_or_dir: str | os.PathLike, load_weights: bool = 
         load_weights: load ``model.weights.h5`` when the preset has weights.
         **overrides: constructor arguments replacing the saved ones (e.g. a new
             ``num_keywords`` for fine-tuning; weights are then loaded only if shapes match).
+            The model's dtype policy is the global one (``keras.mixed_precision``) unless
+            ``dtype=`` is given here.
     """
     folder = resolve_preset(name_or_dir)
     config_path = folder / CONFIG_FILE
@@ -199,6 +201,9 @@ def load_preset(cls: type, name_or_dir: str | os.PathLike, load_weights: bool = 
     if class_name != cls.__name__:
         raise PresetError(f"{config_path} describes a {class_name}, not a {cls.__name__}")
     config = dict(serialized.get("config", {}))
+    # The saved dtype policy is the saving session's; a preset follows the current global
+    # policy (e.g. mixed_float16, so that compile() adds loss scaling) unless overridden.
+    config.pop("dtype", None)
     config.update(overrides)
     model = cls.from_config(config)
     model.build_for_preset()

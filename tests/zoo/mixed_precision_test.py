@@ -79,5 +79,23 @@ def test_aadml_trains_without_nan(policy):
     assert 0.0 <= model.evaluate(_split(seed=1))["MAP"] <= 1.0
 
 
+@pytest.mark.parametrize("policy", POLICIES, indirect=True)
+def test_presets_follow_the_global_policy(policy):
+    adml = ADML.from_preset("adml_tiny")
+    aadml = AADML.from_preset("aadml_avdigits")
+    for model in (adml, aadml):
+        assert model.dtype_policy.name == policy
+        model.compile()
+        # mixed_float16 needs loss scaling; Keras adds it from the model's policy
+        is_scaled = isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        assert is_scaled == (policy == "mixed_float16")
+    assert adml.audio_encoder.compute_dtype == _half(policy)
+    _check_loss_parts_float32([adml.utterance_loss, adml.keyword_head, aadml.audio_anchor_loss])
+    # the trained weights load into the half-precision model and still score in float32
+    wave = np.sin(np.linspace(0, 2000, 16000)).astype("float32") * 0.1
+    assert np.all(np.isfinite(adml.score([wave], ["hello", "world"])))
+    assert ADML.from_preset("adml_tiny", dtype="float32").dtype_policy.name == "float32"
+
+
 def test_policy_is_restored():
     assert keras.mixed_precision.global_policy().name == "float32"
