@@ -75,6 +75,10 @@ class SpecAugment(_DataLayer):
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
+        # No weights to create; "built" from the start so that a model that never calls it
+        # (inference) is fully built, or Keras' JAX predict_on_batch re-runs the model
+        # eagerly on every call to build it.
+        self.built = True
 
     def _band_mask(self, batch, size, limit, count, max_width, seed):
         """(B, size) bool: True inside one of ``count`` random bands per row, each of width
