@@ -78,6 +78,8 @@ def _worker() -> dict:
         model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[recorder])
         final = [np.array(keras.ops.convert_to_numpy(w)) for w in model.trainable_weights]
         placement["devices"] = variable_devices(model.trainable_weights[0])
+        placement["embed_rows"] = model.embed(split.audio[:5], "audio").shape[0]
+        placement["retrieved"] = int(np.max(model.retrieve(split.audio[:3], split.visual[:7], top_k=7)[0]))
         return recorder.steps(), initial, final
 
     placement = {}
@@ -95,6 +97,7 @@ def _worker() -> dict:
         batch = global_batch_size(PER_REPLICA)
         dist_losses, dist_init, dist_final = run(replica_batches(halves, parallel.num_replicas), STEPS)
         dist_devices = placement["devices"]
+        dist_embed = [placement["embed_rows"], placement["retrieved"]]
     after = num_replicas()
     if backend == "tensorflow":  # per-replica losses, averaged gradients
         ref_losses, ref_init, ref_final = run(halves, 2 * STEPS, accumulate=2)
@@ -105,6 +108,7 @@ def _worker() -> dict:
         "engine": parallel.engine,
         "num_replicas": [outside, inside, after, parallel.num_replicas],
         "global_batch": batch,
+        "embed_rows_and_max_index": dist_embed,
         "variable_devices": [dist_devices, placement["devices"]],
         "dist": dist_losses,
         "ref": ref_losses,
@@ -139,6 +143,8 @@ def test_data_parallel_fit_follows_the_single_device_run(backend):
     assert result["engine"] == expected_engine
     assert result["num_replicas"] == [1, 2, 1, 2]
     assert result["global_batch"] == 2 * PER_REPLICA
+    # embedding / retrieval inside the strategy: one row per input, gallery indices in range
+    assert result["embed_rows_and_max_index"] == [5, 6]
     assert result["variable_devices"] == [2, 1]  # replicated over 2 devices, then 1 device
     assert result["init_diff"] == 0.0  # same seed, same initial weights
     assert result["moved"] > 1e-3  # training did something

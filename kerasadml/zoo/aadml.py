@@ -107,8 +107,10 @@ class AADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         self.temperature = float(temperature)
         self.label_weight = float(label_weight)
 
-        self.audio_norm = keras.layers.Normalization(name="audio_norm")
-        self.visual_norm = keras.layers.Normalization(name="visual_norm")
+        # float32 under mixed precision too: a constant feature gives 0 / epsilon, and the
+        # 1e-7 epsilon is 0 in float16 (NaN from the first step, e.g. on AV-Digits).
+        self.audio_norm = keras.layers.Normalization(name="audio_norm", dtype="float32")
+        self.visual_norm = keras.layers.Normalization(name="visual_norm", dtype="float32")
         self.audio_norm.build((None, self.audio_dim))
         self.visual_norm.build((None, self.visual_dim))
         self.audio_tower = FeatureTower(
@@ -142,10 +144,19 @@ class AADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
 
     # ----------------------------------------------------------------- data
     def adapt(self, split) -> None:
-        """Fit the input standardisation on the TRAINING split (an ``AVSplit``)."""
+        """Fit the input standardisation on the TRAINING split (an ``AVSplit``).
+
+        A feature that is constant in the training split is only centred (its variance is
+        set to 1, as scikit-learn's ``StandardScaler`` does): dividing by the ~0 variance
+        would turn any other value at test time into a huge input (and, in half
+        precision, into inf/NaN).
+        """
         self._check_widths(split.audio, split.visual)
-        self.audio_norm.adapt(np.asarray(split.audio, "float32"))
-        self.visual_norm.adapt(np.asarray(split.visual, "float32"))
+        for norm, values in ((self.audio_norm, split.audio), (self.visual_norm, split.visual)):
+            norm.adapt(np.asarray(values, "float32"))
+            variance = np.asarray(ops.convert_to_numpy(norm.adapt_variance))
+            norm.adapt_variance.assign(np.where(variance > 1e-12, variance, 1.0).astype("float32"))
+            norm.finalize_state()
 
     def _check_widths(self, audio, visual) -> None:
         if audio is not None and np.shape(audio)[-1] != self.audio_dim:
@@ -229,7 +240,10 @@ class AADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         out = []
         for start in range(0, len(features), batch_size):
             chunk = features[start : start + batch_size]
-            out.append(ops.convert_to_numpy(self.predict_on_batch({modality: chunk})[f"{modality}_embedding"]))
+            emb = ops.convert_to_numpy(self.predict_on_batch({modality: chunk})[f"{modality}_embedding"])
+            # Under a tf.distribute strategy, predict_on_batch runs the whole batch on every
+            # replica and concatenates the copies: keep the first.
+            out.append(emb[: len(chunk)])
         return _unit_rows(np.concatenate(out, 0)) if out else np.zeros((0, self.embedding_dim), "float32")
 
     def retrieve(
