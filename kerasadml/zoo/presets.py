@@ -76,6 +76,38 @@ def preset_recipe(name_or_dir: str | os.PathLike) -> dict[str, Any]:
     return dict(PRESETS.get(str(name_or_dir), {}).get("recipe", {}))
 
 
+def preset_config(name_or_dir: str | os.PathLike, class_name: str | None = None, drop=()) -> dict[str, Any]:
+    """A preset's constructor arguments (its ``config.json``), to build a variant of it.
+
+    Leaves out ``name``, ``trainable`` and ``dtype`` (so the global dtype policy applies,
+    as in :func:`load_preset`) and the names in ``drop`` (e.g. the ones a tuner searches).
+
+    Args:
+        name_or_dir: a catalogue name or a preset folder.
+        class_name: when given, the class the preset must describe ("ADML", "AADML").
+        drop: more keys to leave out.
+
+    Raises:
+        PresetError: an unknown preset, a corrupt config, or another class than ``class_name``.
+
+    Example:
+
+    >>> config = preset_config("adml_tiny", "ADML", drop=("num_keywords",))
+    >>> model = ADML(num_keywords=400, **config)  # doctest: +SKIP
+    """
+    config_path = resolve_preset(name_or_dir) / CONFIG_FILE
+    try:
+        serialized = json.loads(config_path.read_text())
+    except json.JSONDecodeError as error:
+        raise PresetError(f"corrupt {config_path}: {error}") from error
+    if class_name is not None and serialized.get("class_name") != class_name:
+        raise PresetError(f"{config_path} describes a {serialized.get('class_name')}, not a {class_name}")
+    config = dict(serialized.get("config", {}))
+    for key in ("name", "trainable", "dtype", *drop):
+        config.pop(key, None)
+    return config
+
+
 def write_preset_config(model: keras.Model, folder: str | os.PathLike, info: dict | None = None) -> Path:
     """Write ``config.json`` and ``metadata.json`` only (an untrained catalogue preset)."""
     folder = Path(folder)
