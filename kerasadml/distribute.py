@@ -36,6 +36,10 @@ losses (batch-hard triplets, AA proxies' neighbours, proxy/relational terms):
 - ``DataParallel`` (JAX) compiles one program over the sharded global batch: in-batch
   losses see the whole global batch, exactly as on one device.
 
+TensorFlow allows one ``data_parallel()`` block per process: a second
+``MirroredStrategy`` in the same process fails in its collectives ("Shape mismatch in the
+collective instance"); run separate jobs in separate processes.
+
 Example:
 
 >>> from kerasadml.distribute import data_parallel, global_batch_size
