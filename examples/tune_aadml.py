@@ -27,10 +27,11 @@ import os
 
 from tune_adml import (
     TUNERS,
-    _fmt,
     check_common_args,
     make_tuner,
-    trial_table,
+    parse_tune,
+    report_best,
+    tuning_info,
 )
 
 LOSSES = ("aa_triplet", "aa_contrastive", "triplet", "contrastive")
@@ -99,13 +100,7 @@ def main(argv=None) -> int:
     from kerasadml.zoo.aadml_training import format_retrieval_table
     from kerasadml.zoo.presets import preset_config, preset_recipe
 
-    tune = None
-    if args.tune:
-        tune = [n.strip() for n in args.tune.split(",") if n.strip()]
-        unknown = sorted(set(tune) - set(AADML_SEARCH_SPACE))
-        if unknown:
-            parser.error(f"--tune: unknown hyperparameters {unknown}; known: {sorted(AADML_SEARCH_SPACE)}")
-
+    tune = parse_tune(parser, args.tune, AADML_SEARCH_SPACE)
     searched = tune or list(AADML_SEARCH_SPACE)
     try:
         config = preset_config(args.preset, "AADML", drop=searched)
@@ -156,38 +151,20 @@ def main(argv=None) -> int:
           f"in {os.path.join(args.out, 'tuner', project)}")
     tuner.search(train_ds, epochs=args.epochs, steps_per_epoch=args.steps, shuffle=False, verbose=args.verbose)
 
-    print(f"\ntrials ({objective.name}, {objective.direction}), best first:")
-    print(trial_table(tuner, objective.name))
-    best_trials = tuner.oracle.get_best_trials(1)
-    if not best_trials or best_trials[0].score is None:
-        print("no trial completed: nothing to save")
+    found = report_best(tuner, objective)
+    if found is None:
         return 1
-    best = best_trials[0]
-    values = {k: v for k, v in best.hyperparameters.values.items() if not k.startswith("tuner/")}
-    print(f"\nbest trial {best.trial_id}: {objective.name} = {best.score:.4f}")
-    for name, value in values.items():
-        print(f"  {name} = {_fmt(value)}")
-    model = tuner.load_model(best)
+    best, values, model = found
     test = model.evaluate(dataset.test)
     print(format_retrieval_table(test, title=f"best model on the test split ({len(dataset.test)} pairs)"))
     folder = model.save_to_preset(
         os.path.join(args.out, "best"),
         info={
-            "tuning": {
-                "tuner": args.tuner,
-                "trial_id": best.trial_id,
-                "objective": objective.name,
-                "score": float(best.score),
-                "hyperparameters": values,
-                "preset": str(args.preset),
-                "data": os.fspath(data),
-                "val_fraction": args.val_fraction,
-                "epochs": args.epochs,
-                "steps_per_epoch": args.steps,
-                "batch_size": batch_size,
-                "backend": keras.backend.backend(),
-                "test": {k: float(test[k]) for k in ("MAP_A2V", "MAP_V2A", "MAP", "R@1", "R@5", "R@10")},
-            }
+            "tuning": tuning_info(
+                args, best, objective, values,
+                data=os.fspath(data), val_fraction=args.val_fraction, batch_size=batch_size,
+                test={k: float(test[k]) for k in ("MAP_A2V", "MAP_V2A", "MAP", "R@1", "R@5", "R@10")},
+            )
         },
     )
     print(f"best model preset written to {folder}")

@@ -89,6 +89,52 @@ def make_tuner(kind: str, hypermodel, objective, *, trials: int, epochs: int, fa
     return tuner
 
 
+def parse_tune(parser: argparse.ArgumentParser, text: str | None, space) -> list[str] | None:
+    """``--tune a,b``: the names to search (``None``: all of ``space``); unknown names are an error."""
+    if not text:
+        return None
+    tune = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = sorted(set(tune) - set(space))
+    if unknown:
+        parser.error(f"--tune: unknown hyperparameters {unknown}; known: {sorted(space)}")
+    return tune
+
+
+def report_best(tuner, objective):
+    """Print the trial table (best first) and the best trial; ``(trial, values, model)`` of
+    the best trial, or ``None`` (printed) when no trial completed."""
+    print(f"\ntrials ({objective.name}, {objective.direction}), best first:")
+    print(trial_table(tuner, objective.name))
+    best_trials = tuner.oracle.get_best_trials(1)
+    if not best_trials or best_trials[0].score is None:
+        print("no trial completed: nothing to save")
+        return None
+    best = best_trials[0]
+    values = {k: v for k, v in best.hyperparameters.values.items() if not k.startswith("tuner/")}
+    print(f"\nbest trial {best.trial_id}: {objective.name} = {best.score:.4f}")
+    for name, value in values.items():
+        print(f"  {name} = {_fmt(value)}")
+    return best, values, tuner.load_model(best)
+
+
+def tuning_info(args, best, objective, values, **extra) -> dict:
+    """What a best-model preset records about the search that chose it (``metadata.json``)."""
+    import keras
+
+    return {
+        "tuner": args.tuner,
+        "trial_id": best.trial_id,
+        "objective": objective.name,
+        "score": float(best.score),
+        "hyperparameters": values,
+        "preset": str(args.preset),
+        "epochs": args.epochs,
+        "steps_per_epoch": args.steps,
+        "backend": keras.backend.backend(),
+        **extra,
+    }
+
+
 def check_common_args(parser: argparse.ArgumentParser, args) -> None:
     for name in ("trials", "epochs", "steps"):
         if getattr(args, name) < 1:
@@ -132,13 +178,7 @@ def main(argv=None) -> int:
     from kerasadml.zoo.presets import preset_config, preset_recipe
     from kerasadml.zoo.training import kws_training_data, resolve_kws_csvs
 
-    tune = None
-    if args.tune:
-        tune = [n.strip() for n in args.tune.split(",") if n.strip()]
-        unknown = sorted(set(tune) - set(ADML_SEARCH_SPACE))
-        if unknown:
-            parser.error(f"--tune: unknown hyperparameters {unknown}; known: {sorted(ADML_SEARCH_SPACE)}")
-
+    tune = parse_tune(parser, args.tune, ADML_SEARCH_SPACE)
     searched = tune or list(ADML_SEARCH_SPACE)
     try:
         config = preset_config(args.preset, "ADML", drop=["num_keywords", *searched])
@@ -198,35 +238,17 @@ def main(argv=None) -> int:
           f"in {os.path.join(args.out, 'tuner', f'adml_{args.tuner}')}")
     tuner.search(dataset, epochs=args.epochs, steps_per_epoch=args.steps, shuffle=False, verbose=args.verbose)
 
-    print(f"\ntrials ({objective.name}, {objective.direction}), best first:")
-    print(trial_table(tuner, objective.name))
-    best_trials = tuner.oracle.get_best_trials(1)
-    if not best_trials or best_trials[0].score is None:
-        print("no trial completed: nothing to save")
+    found = report_best(tuner, objective)
+    if found is None:
         return 1
-    best = best_trials[0]
-    values = {k: v for k, v in best.hyperparameters.values.items() if not k.startswith("tuner/")}
-    print(f"\nbest trial {best.trial_id}: {objective.name} = {best.score:.4f}")
-    for name, value in values.items():
-        print(f"  {name} = {_fmt(value)}")
-    model = tuner.load_model(best)
+    best, values, model = found
     folder = model.save_to_preset(
         os.path.join(args.out, "best"),
         info={
-            "tuning": {
-                "tuner": args.tuner,
-                "trial_id": best.trial_id,
-                "objective": objective.name,
-                "score": float(best.score),
-                "hyperparameters": values,
-                "preset": str(args.preset),
-                "train": train_csvs,
-                "valid": valid_csvs,
-                "epochs": args.epochs,
-                "steps_per_epoch": args.steps,
-                "keywords_per_batch": keywords_per_batch,
-                "backend": keras.backend.backend(),
-            }
+            "tuning": tuning_info(
+                args, best, objective, values,
+                train=train_csvs, valid=valid_csvs, keywords_per_batch=keywords_per_batch,
+            )
         },
     )
     print(f"best model preset written to {folder}")
