@@ -61,7 +61,7 @@ class AffinityImageLogger(keras.callbacks.Callback):
     >>> logger = AffinityImageLogger(model, wave, "turn on the light", "logs/affinity")  # doctest: +SKIP
     >>> model.fit(train_ds, epochs=10, steps_per_epoch=100, callbacks=[logger])  # doctest: +SKIP
 
-    Paper: ADML, arXiv 2505.16735 (cross-attention alignment, METHODS.md 1.2).
+    Paper: ADML, arXiv 2505.16735 (cross-attention alignment, docs/methods.md §1.2).
     """
 
     def __init__(

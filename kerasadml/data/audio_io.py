@@ -7,7 +7,7 @@ against TensorFlow 2.16.x, and with newer TensorFlow its ops fail with ``undefin
 :func:`tfio_kernels_available` checks this once per process and logs one line when it
 falls back.
 
-Documented repairs (DATA.md 3): multi-channel audio is down-mixed by averaging the
+Documented repairs (docs/data.md §3.1): multi-channel audio is down-mixed by averaging the
 channels; other sample rates are resampled to ``target_sr`` with soxr (``"HQ"``).
 Everything else that is wrong with a file is an :class:`AudioError` naming the file.
 

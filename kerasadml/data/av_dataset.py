@@ -1,6 +1,6 @@
 """tf.data pipelines of paired audio-visual features for AADML training.
 
-AADML's anchor-aware proxies (METHODS.md 2.2) look for each anchor's ``k`` nearest
+AADML's anchor-aware proxies (docs/methods.md §2.2) look for each anchor's ``k`` nearest
 neighbours *inside the batch*, and its triplet / contrastive losses need cross-modal
 positives in the batch. A uniformly shuffled batch of a low-resource split often has a
 class with a single member; :func:`make_av_dataset` therefore draws **class-balanced**

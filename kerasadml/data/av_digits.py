@@ -12,7 +12,7 @@ Features come from the package's own extractors:
   log-mel bins, **128-d** to match the width of VGGish features (it is *not* VGGish).
 
 So the same HDF5 reader (:func:`kerasadml.data.av_features.load_av_hdf5`) and the same
-AADML model serve AV-Digits and the real sets (``DATA.md`` section 2.2). A low-resource
+AADML model serve AV-Digits and the real sets (``docs/data.md`` §2.2). A low-resource
 training split (``train_per_class``) is a parameter, because AADML's claim is about
 scarce data.
 

@@ -1,7 +1,7 @@
 """Pre-extracted audio-visual features: VEGAS / AVE files, per-video ``.npy`` folders,
 and a train-only feature scaler.
 
-AADML (Zeng et al. 2024, ``shared/papers/aadml_2404.13789.md``) and the group's earlier
+AADML (Zeng et al. 2024, arXiv 2404.13789) and the group's earlier
 cross-modal retrieval work train on features extracted once per video and averaged over
 frames: audio 128-d (VGGish), visual 1024-d (Inception). Three layouts are read:
 
@@ -14,7 +14,7 @@ frames: audio 128-d (VGGish), visual 1024-d (Inception). Three layouts are read:
   :func:`load_av_npy_folder`).
 
 All three return an :class:`AVDataset` of float32 features and 0-based int64 labels, after
-the checks of ``DATA.md`` section 3 (missing keys, row counts, widths, NaN/Inf, label
+the checks of ``docs/data.md`` §3.2 (missing keys, row counts, widths, NaN/Inf, label
 range, single-class splits), each failure an :class:`AVDataError` naming the file and
 key. :func:`save_av_hdf5` writes layout A, which every reader of VEGAS/AVE files accepts.
 

@@ -59,7 +59,7 @@ LIBRIPHRASE_COLUMNS = (
 #: Pair kinds, from the suffix of the ``type`` column (``diffspk_positive`` ...).
 PAIR_KINDS = ("positive", "easyneg", "hardneg")
 
-#: Protocol subsets (METHODS.md 1.4): LP_E = positives + easy negatives, LP_H = positives
+#: Protocol subsets (docs/methods.md §1.11): LP_E = positives + easy negatives, LP_H = positives
 #: + hard negatives. ``"all"`` keeps every pair.
 PROTOCOL_SUBSETS = {
     "LP_E": ("positive", "easyneg"),

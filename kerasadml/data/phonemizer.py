@@ -1,7 +1,7 @@
 """Offline English text to ARPAbet phonemes, and the fixed phoneme vocabulary models save.
 
 ``g2p_en`` calls ``nltk.download`` when imported; this phonemizer never imports it and never
-downloads anything (DATA.md 1.4). Per word, in order:
+downloads anything (docs/data.md §1.4). Per word, in order:
 
 1. homographs (g2p_en's ``homographs.en`` list, read from its wheel as a text file) are
    resolved by part of speech **only** when NLTK's perceptron tagger data are already on

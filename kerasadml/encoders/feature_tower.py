@@ -38,7 +38,7 @@ class L2Normalize(keras.layers.Layer):
 class FeatureTower(keras.Model):
     """Dense(hidden) -> BatchNorm -> ReLU -> Dropout -> Dense(D) -> L2 normalisation.
 
-    A functional model (METHODS.md 2.1, reconstruction); one per modality.
+    A functional model (docs/methods.md §2.1, reconstruction); one per modality.
 
     Args:
         input_dim: width of the pre-extracted features (128 audio, 1024 visual).

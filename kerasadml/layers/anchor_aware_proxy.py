@@ -1,4 +1,4 @@
-"""Anchor-aware (AA) proxies (AADML, METHODS.md 2.2): each anchor attends to its nearest
+"""Anchor-aware (AA) proxies (AADML, docs/methods.md §2.2): each anchor attends to its nearest
 same-modality neighbours in the batch and is replaced by the attention output."""
 
 from __future__ import annotations

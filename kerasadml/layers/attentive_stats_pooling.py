@@ -1,4 +1,4 @@
-"""Attentive statistics pooling with global context (ECAPA-TDNN; "CCSP" of METHODS.md 1.1)."""
+"""Attentive statistics pooling with global context (ECAPA-TDNN; "CCSP" of docs/methods.md §1.1.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Cross-modal attention that aligns audio frames to text phonemes (ADML, METHODS.md 1.2)."""
+"""Cross-modal attention that aligns audio frames to text phonemes (ADML, docs/methods.md §1.2)."""
 
 from __future__ import annotations
 

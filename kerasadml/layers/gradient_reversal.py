@@ -27,7 +27,7 @@ class GradientReversal(keras.layers.Layer):
     all inside the compiled step (works under ``jit`` on every backend).
 
     Args:
-        lambda_: the reversal strength (``lambda`` of METHODS.md 1.3). ``0`` blocks the
+        lambda_: the reversal strength (``lambda`` of docs/methods.md §1.8.1). ``0`` blocks the
             gradient; negative values are rejected.
         schedule_steps: if given, the number of training steps of the DANN ramp.
 

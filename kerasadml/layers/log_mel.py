@@ -1,4 +1,4 @@
-"""Log-mel front-end of ADML (METHODS.md 1.1): 25 ms / 10 ms frames, 512-point FFT,
+"""Log-mel front-end of ADML (docs/methods.md §1.1.1): 25 ms / 10 ms frames, 512-point FFT,
 40 log-mel bins, per-utterance mean normalisation over the valid frames only."""
 
 from __future__ import annotations

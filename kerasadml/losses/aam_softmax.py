@@ -1,5 +1,5 @@
 """Additive angular margin softmax (ArcFace), the ablation alternative to SphereFace2
-as ADML's keyword loss (METHODS.md 1.3)."""
+as ADML's keyword loss (docs/methods.md §1.7.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Asymmetric proxy loss (AsyP) with adaptive per-class margins (AdaMS), METHODS.md 1.3."""
+"""Asymmetric proxy loss (AsyP) with adaptive per-class margins (AdaMS), docs/methods.md §1.3.3."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def asyp_per_sample(
 class AsyPAdaMS(MetricLoss):
     """Asymmetric proxy loss with (optionally) learnable per-class alpha, beta, lambda.
 
-    **AsyP** (Jung & Kim 2022, **reconstruction**, METHODS.md 1.3): the positive term
+    **AsyP** (Jung & Kim 2022, **reconstruction**, docs/methods.md §1.3.3): the positive term
     is anchored at the proxies, the negative term at the data points,
 
     ``L = mean_p (1/alpha_{c_p}) log(1 + sum_{x in X_p+} e^{-alpha_{c_p}(S(x,p) - lambda_{c_p})})

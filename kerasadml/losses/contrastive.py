@@ -1,5 +1,5 @@
 """Supervised contrastive (InfoNCE) loss across modalities, and its anchor-aware variant
-(AADML, METHODS.md 2.3)."""
+(AADML, docs/methods.md §2.3.2)."""
 
 from __future__ import annotations
 

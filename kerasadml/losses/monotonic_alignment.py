@@ -1,4 +1,4 @@
-"""Monotonic matching loss L_MM: a guided-attention penalty (METHODS.md 1.3)."""
+"""Monotonic matching loss L_MM: a guided-attention penalty (docs/methods.md §1.6)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class MonotonicAlignment(MetricLoss):
     ``Tt_b`` (phonemes) and ``Ta_b`` (frames):
 
     ``W_ij = 1 - exp(-(i/Tt_b - j/Ta_b)^2 / (2 g^2))``,
-    ``L_b = mean over valid (i, j) of A_ij * W_ij`` (``reduction="elements"``, METHODS.md), or
+    ``L_b = mean over valid (i, j) of A_ij * W_ij`` (``reduction="elements"``, docs/methods.md §1.6), or
     ``L_b = mean over valid phonemes i of sum_j A_ij * W_ij`` (``reduction="rows"``): the
     expected penalty of each phoneme's attention, in [0, 1] whatever the clip length
     (the element mean shrinks as ``1/Ta``, so its gradient vanishes on long clips),

@@ -1,4 +1,4 @@
-"""Multi-Similarity loss (Wang et al. 2019) and its proxy form (METHODS.md 1.3)."""
+"""Multi-Similarity loss (Wang et al. 2019) and its proxy form (docs/methods.md §1.3.1, §1.3.2)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ class MultiSimilarity(MetricLoss):
     every valid reference is used, including one that happens to be the same vector.
 
     Args:
-        alpha: positive scale (METHODS.md default 2).
+        alpha: positive scale (default 2, docs/methods.md §1.3.1).
         beta: negative scale (default 50).
         lambda_: similarity margin (default 0.5).
 

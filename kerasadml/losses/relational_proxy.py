@@ -1,4 +1,4 @@
-"""Relational proxy loss: AsyP point term + RKD relational term (METHODS.md 1.3, L_utt)."""
+"""Relational proxy loss: AsyP point term + RKD relational term (docs/methods.md §1.5, L_utt)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def _triplet_cosines(x):
 class RelationalProxy(MetricLoss):
     """Relational proxy loss ``L_utt``: AsyP point term plus an RKD relational term.
 
-    **(reconstruction** of Jung et al. 2024, METHODS.md 1.3.) Per valid audio sample ``b``:
+    **(reconstruction** of Jung et al. 2024, docs/methods.md §1.5.) Per valid audio sample ``b``:
 
     ``value_b = asyp_b + L_rel``
 

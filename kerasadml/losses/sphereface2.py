@@ -1,5 +1,5 @@
 """SphereFace2 (Wen et al. 2022): C binary one-vs-all classifiers with angular margins,
-ADML's keyword classification loss (METHODS.md 1.3)."""
+ADML's keyword classification loss (docs/methods.md §1.7.1)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def l2_normalize(x, axis: int = -1, epsilon: float = 1e-12):
 def sphereface2_bias_init(
     num_classes: int, scale: float, margin: float, lambda_: float, t: float
 ) -> float:
-    """OpenSphere's closed-form initial bias of SphereFace2 (METHODS.md 1.3)."""
+    """OpenSphere's closed-form initial bias of SphereFace2 (docs/methods.md §1.7.1)."""
     z = lambda_ / ((1.0 - lambda_) * (num_classes - 1.0))
     a_y = scale * (2.0 * 0.5**t - 1.0 - margin)
     a_i = scale * (2.0 * 0.5**t - 1.0 + margin)

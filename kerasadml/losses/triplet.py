@@ -1,5 +1,5 @@
 """Triplet loss with batch-hard or all-triplet mining, and its anchor-aware variant
-(AADML, METHODS.md 2.3)."""
+(AADML, docs/methods.md §2.3.1)."""
 
 from __future__ import annotations
 

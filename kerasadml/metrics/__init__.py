@@ -1,8 +1,8 @@
 """Evaluation metrics of kerasadml.
 
-- Detection (keyword spotting, METHODS.md 1.4), numpy/scikit-learn over a whole trial
+- Detection (keyword spotting, docs/methods.md §3.1), numpy/scikit-learn over a whole trial
   list: ``eer``, ``eer_threshold``, ``roc_auc``, ``average_precision``, ``detection_report``.
-- Retrieval (audio-visual, METHODS.md 2.4), numpy, chunked over queries:
+- Retrieval (audio-visual, docs/methods.md §3.2), numpy, chunked over queries:
   ``retrieval_map``, ``average_precision_per_query``, ``recall_at_k``, ``precision_at_k``,
   ``retrieval_report``.
 - Keras metrics for live figures during ``fit``: ``StreamingEER``, ``StreamingAUC``.

@@ -1,4 +1,4 @@
-"""Detection metrics for keyword spotting: EER, its threshold, ROC AUC, AP (METHODS.md 1.4).
+"""Detection metrics for keyword spotting: EER, its threshold, ROC AUC, AP (docs/methods.md §3.1).
 
 Evaluation functions on numpy arrays (scikit-learn underneath), meant to be computed over
 the whole evaluation set at once, never averaged over batches. ``labels`` are 1 for a

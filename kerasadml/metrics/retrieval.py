@@ -1,4 +1,4 @@
-"""Cross-modal retrieval metrics: MAP, Recall@K, Precision@K (METHODS.md 2.4).
+"""Cross-modal retrieval metrics: MAP, Recall@K, Precision@K (docs/methods.md §3.2).
 
 Every query ranks the **whole** gallery by cosine similarity; a gallery item is relevant
 when it has the query's label. For one query with ``R`` relevant items::
@@ -275,7 +275,7 @@ def retrieval_report(
     ks: Iterable[int] = (1, 5, 10),
     chunk_size: int = 1024,
 ) -> dict:
-    """Audio-visual retrieval in both directions (the AADML protocol, METHODS.md 2.4).
+    """Audio-visual retrieval in both directions (the AADML protocol, docs/methods.md §2.4).
 
     Audio queries rank the whole visual set (A2V) and visual queries rank the whole audio
     set (V2A).

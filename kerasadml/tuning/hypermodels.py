@@ -134,7 +134,7 @@ class ADMLHyperModel(keras_tuner.HyperModel):
     >>> tuner = keras_tuner.RandomSearch(hm, objective=hm.objective, max_trials=4)  # doctest: +SKIP
     >>> tuner.search(train_ds, epochs=1, steps_per_epoch=20)  # doctest: +SKIP
 
-    Paper: ADML, arXiv 2505.16735 (hyperparameters of METHODS.md 1.3).
+    Paper: ADML, arXiv 2505.16735 (hyperparameters of docs/methods.md §1.3-§1.9).
     """
 
     objective = keras_tuner.Objective("val_eer", direction="min")
@@ -296,7 +296,7 @@ class AADMLHyperModel(keras_tuner.HyperModel):
     >>> tuner = keras_tuner.Hyperband(hm, objective=hm.objective, max_epochs=9)  # doctest: +SKIP
     >>> tuner.search(make_av_dataset(data.train), steps_per_epoch=30)  # doctest: +SKIP
 
-    Paper: AADML, arXiv 2404.13789 (hyperparameters of METHODS.md 2.3).
+    Paper: AADML, arXiv 2404.13789 (hyperparameters of docs/methods.md §2.2-§2.3).
     """
 
     objective = keras_tuner.Objective("val_map", direction="max")

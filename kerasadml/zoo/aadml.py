@@ -31,7 +31,7 @@ class AADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
     its ``k`` nearest same-modality neighbours in the batch
     (:class:`~kerasadml.layers.AnchorAwareProxy`), once with audio anchors against
     visual references and once the other way. A shared label classifier on both
-    embeddings adds ``label_weight`` x cross-entropy (METHODS.md 2.3):
+    embeddings adds ``label_weight`` x cross-entropy (docs/methods.md §2.3.3):
     ``L = L_AA(audio anchors) + L_AA(visual anchors) + label_weight * CE``.
 
     Inputs are standardised inside the model by ``Normalization`` layers fitted on the
@@ -280,7 +280,7 @@ class AADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         """Retrieval evaluation on an ``AVSplit`` (or ``(audio, visual, labels)``), else Keras'.
 
         Returns ``{"MAP_A2V", "MAP_V2A", "MAP", "R@1", "R@5", "R@10", ...}`` over the
-        whole test gallery (METHODS.md 2.4).
+        whole test gallery (docs/methods.md §2.4).
         """
         from kerasadml.data.av_features import AVSplit
         from kerasadml.metrics.retrieval import retrieval_report

@@ -62,7 +62,7 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
       reversal (``L_adv``, utterance and phoneme level).
 
     ``compute_loss`` returns ``L = L_utt + w_key L_key + w_mm L_MM + lambda_phn L_phn + L_adv``
-    (METHODS.md 1.3; the reversal strength ``lambda_adv`` scales what reaches the encoders).
+    (docs/methods.md §1.9; the reversal strength ``lambda_adv`` scales what reaches the encoders).
     Every term has a switch, so the paper's ablations are configurations:
 
     ========================  ===============================================
@@ -96,7 +96,7 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         lambda_phn: weight of ``L_phn`` (0.1 in the paper).
         mm_weight: weight of the monotonic matching loss (0 disables it).
         mm_reduction: ``"rows"`` (each phoneme's expected off-diagonal attention, in
-            [0, 1]) or ``"elements"`` (METHODS.md's mean over all cells, ~1/Ta as large).
+            [0, 1]) or ``"elements"`` (the mean over all cells of docs/methods.md §1.6, ~1/Ta as large).
         keyword_loss: ``"sphereface2"`` (paper), ``"aam_softmax"`` or ``"none"``.
         keyword_weight: weight ``w_key`` of the keyword loss.
         mal: modality adversarial learning at ``"none"``, ``"utterance"`` or ``"both"`` levels.
@@ -317,7 +317,7 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         return outputs
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """``L = L_utt + w_key L_key + w_mm L_MM + lambda_phn L_phn + L_adv`` (METHODS.md 1.3)."""
+        """``L = L_utt + w_key L_key + w_mm L_MM + lambda_phn L_phn + L_adv`` (docs/methods.md §1.9)."""
         if y_pred is None:
             y_pred = self(x, training=training)
         labels = ops.cast(x["label"], "int32")

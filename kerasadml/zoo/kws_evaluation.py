@@ -1,4 +1,4 @@
-"""LibriPhrase-protocol evaluation of a keyword spotter (LP_E and LP_H, METHODS.md 1.4)."""
+"""LibriPhrase-protocol evaluation of a keyword spotter (LP_E and LP_H, docs/methods.md §1.11)."""
 
 from __future__ import annotations
 

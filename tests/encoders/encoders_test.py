@@ -10,7 +10,7 @@ def _tiny_ecapa():
 
 
 def test_ecapa_paper_size_parameter_count():
-    # METHODS.md: C=256 with 40-d input is about 1.8 M parameters (adml_base setting).
+    # docs/methods.md §1.1.2: C=256 with 40-d input is about 1.8 M parameters (adml_base setting).
     model = ECAPATDNN(channels=256, embedding_dim=256, mfa_channels=512)
     assert 1.6e6 < model.count_params() < 2.0e6, model.count_params()
 

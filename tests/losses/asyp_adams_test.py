@@ -89,7 +89,7 @@ def test_matches_numpy_reference_with_random_per_class_parameters(positive_proxi
     got = to_numpy(compiled(lambda *a: loss(*a[:4], mask=a[4], proxy_mask=a[5]))(x, y, p, py, mask, pmask))
     expected, total = asyp_reference(x, y, p, py, mask, pmask, alphas, betas, lams, positive_proxies_only)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
-    # The mean over the valid data points is the loss L of METHODS.md 1.3.
+    # The mean over the valid data points is the loss L of docs/methods.md §1.3.3.
     np.testing.assert_allclose(to_numpy(reduce_loss(got, mask)), total, rtol=1e-4)
     assert np.all(got[~mask] == 0.0)
 
