@@ -18,13 +18,16 @@ with ``tf.summary`` whatever the backend; TensorFlow is a dependency of kerasadm
 ``logs`` feed ``keras.callbacks.CSVLogger`` and ``History``.
 
 Resuming an interrupted run: ``kerasadml.zoo.training.fit_with_backup`` adds
-``keras.callbacks.BackupAndRestore`` under ``out_dir/backup``; starting the same call
-again resumes at the first epoch that had not finished (model, optimizer and epoch
+:class:`SafeBackupAndRestore` (a ``keras.callbacks.BackupAndRestore`` whose backups
+survive ``kill -9``, Ctrl-C and a full disk) under ``out_dir/backup``; starting the same
+call again resumes at the first epoch that had not finished (model, optimizer and epoch
 counter restored).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -186,4 +189,265 @@ class GradientReversalSchedule(keras.callbacks.Callback):
         return {"total_epochs": self.total_epochs, "lambda_adv": self.lambda_adv}
 
 
-__all__ = ["AffinityImageLogger", "GradientReversalSchedule"]
+class BackupError(ValueError):
+    """A training backup folder that cannot be resumed from: every backup in it is
+    damaged, or it holds the backup of another model or configuration. The message names
+    the folder and says how to start fresh."""
+
+
+#: The manifest of a :class:`SafeBackupAndRestore` folder.
+BACKUP_MANIFEST = "backup.json"
+_BACKUP_FORMAT = 1
+
+
+def _strip_names(value):
+    """``value`` (a config) without ``name`` keys: auto-generated names (``dense_3``)
+    differ between runs of the same model."""
+    if isinstance(value, dict):
+        return {k: _strip_names(v) for k, v in value.items() if k not in ("name", "trainable", "dtype")}
+    if isinstance(value, (list, tuple)):
+        return [_strip_names(v) for v in value]
+    return value
+
+
+def model_fingerprint(model: keras.Model) -> dict:
+    """What must match for a backup to belong to ``model``: its class and its constructor
+    configuration (names, ``trainable`` and dtype policy left out), or, for a model
+    without ``get_config``, the shapes of its weights. Returns ``{"class", "parameters",
+    "digest"}`` (``parameters`` is informative only: variables created lazily during the
+    first step change it, so it is not part of the digest)."""
+    shapes = [list(v.shape) for v in model.weights]
+    try:
+        identity = {"config": _strip_names(model.get_config())}
+    except Exception:  # noqa: BLE001  (a model without get_config)
+        identity = {"shapes": shapes}
+    text = json.dumps(
+        {"class": type(model).__name__, **identity},
+        sort_keys=True,
+        default=lambda obj: type(obj).__name__,  # never an address: the digest must be stable
+    )
+    return {
+        "class": type(model).__name__,
+        "parameters": int(sum(int(np.prod(s)) for s in shapes)),
+        "digest": hashlib.sha256(text.encode()).hexdigest()[:16],
+    }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_path(path: Path, directory: bool = False) -> None:
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # e.g. directories cannot be opened on some platforms
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``keras.callbacks.BackupAndRestore`` whose backups survive an interruption.
+
+    Keras overwrites ``latest.weights.h5`` in place, so a ``kill -9``, a Ctrl-C or a full
+    disk during the write leaves a truncated file that every later run fails to load.
+    Here, at the end of each epoch:
+
+    1. the weights (model and optimizer) go to a temporary file in ``backup_dir``, are
+       flushed to disk (``fsync``) and renamed to ``epochNNNNN.weights.h5``;
+    2. ``backup.json`` (written atomically) records that file with its size and SHA-256,
+       the previous ``keep - 1`` backups, and the model's :func:`model_fingerprint`;
+    3. only then are older backup files deleted.
+
+    An interruption at any point leaves the last complete backup(s) and the manifest
+    intact (a temporary file at most, removed by the next run). On resume the newest
+    backup whose size and checksum match and that loads is used; when it is damaged the
+    callback falls back to the previous one and logs a warning saying so. A folder whose
+    backups are all damaged, or that holds the backup of another model or configuration,
+    raises :class:`BackupError` naming the folder and how to start fresh (delete it, or
+    ``kerasadml train --fresh``). A write that fails (e.g. ``ENOSPC``) raises ``OSError``
+    saying which epoch's backup is still there.
+
+    Backups written by ``keras.callbacks.BackupAndRestore`` (``latest.weights.h5``) are
+    still resumed from when they load.
+
+    Args:
+        backup_dir: the backup folder (used by this callback only).
+        delete_checkpoint: delete the folder when ``fit`` finishes.
+        keep: complete backups kept (>= 2: the newest and a fallback).
+
+    Attributes:
+        restored_epoch: after ``on_train_begin``, the epoch training resumes at (0: fresh).
+        fell_back: whether a damaged backup was skipped.
+
+    Example:
+
+    >>> model.fit(ds, epochs=10, steps_per_epoch=100,
+    ...           callbacks=[SafeBackupAndRestore("run/backup")])  # doctest: +SKIP
+    """
+
+    def __init__(self, backup_dir: str | os.PathLike, delete_checkpoint: bool = True, keep: int = 2):
+        super().__init__(os.fspath(backup_dir), save_freq="epoch", delete_checkpoint=delete_checkpoint)
+        if int(keep) < 2:
+            raise ValueError(f"SafeBackupAndRestore: keep must be >= 2, got {keep}")
+        self.keep = int(keep)
+        self.folder = Path(os.fspath(backup_dir))
+        self.restored_epoch = 0
+        self.fell_back = False
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def manifest_path(self) -> Path:
+        return self.folder / BACKUP_MANIFEST
+
+    def _fresh_hint(self) -> str:
+        return f"delete {self.folder} (or run `kerasadml train` with --fresh) to start training from scratch"
+
+    def _read_manifest(self) -> dict | None:
+        if not self.manifest_path.is_file():
+            return None
+        try:
+            manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+            if not isinstance(manifest, dict) or not isinstance(manifest.get("checkpoints"), list):
+                raise ValueError("no 'checkpoints' list")
+            return manifest
+        except (OSError, ValueError) as error:
+            raise BackupError(f"{self.manifest_path} is damaged ({error}); {self._fresh_hint()}") from None
+
+    def _remove_temporaries(self) -> None:
+        if self.folder.is_dir():
+            for stale in self.folder.glob(".*.tmp*"):
+                stale.unlink(missing_ok=True)
+
+    def _load_into_model(self, path: Path) -> None:
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(str(path))
+
+    # ------------------------------------------------------------------ restore
+    def on_train_begin(self, logs=None):
+        if not self.model.built:
+            raise ValueError(
+                "SafeBackupAndRestore: build the model before fit() (its variables must exist to restore them)"
+            )
+        self.restored_epoch = 0
+        self.fell_back = False
+        self._remove_temporaries()
+        manifest = self._read_manifest()
+        if manifest is None:
+            self._restore_keras_backup()
+            return
+        fingerprint = model_fingerprint(self.model)
+        saved = manifest.get("fingerprint") or {}
+        if saved.get("digest") != fingerprint["digest"]:
+            raise BackupError(
+                f"{self.folder} holds the backup of another run (a {saved.get('class', '?')} with "
+                f"{saved.get('parameters', '?')} parameters; this run trains a {fingerprint['class']} with "
+                f"{fingerprint['parameters']} parameters, or the same with another configuration); "
+                + self._fresh_hint()
+            )
+        problems = []
+        for index, entry in enumerate(manifest["checkpoints"]):
+            path = self.folder / str(entry.get("weights", ""))
+            problem = None
+            if not path.is_file():
+                problem = "missing"
+            elif path.stat().st_size != entry.get("bytes") or _sha256(path) != entry.get("sha256"):
+                problem = "damaged (size or checksum differs)"
+            else:
+                try:
+                    self._load_into_model(path)
+                except Exception as error:  # noqa: BLE001  (h5py/keras raise many types)
+                    problem = f"unloadable ({type(error).__name__}: {str(error)[:200]})"
+            if problem is not None:
+                problems.append(f"{path.name} (epoch {entry.get('epoch')}): {problem}")
+                continue
+            epoch = int(entry["epoch"])
+            if problems:
+                self.fell_back = True
+                log.warning(
+                    "%s: the newest backup is unusable (%s); resuming from the previous backup instead (epoch %d)",
+                    self.folder, "; ".join(problems), epoch,
+                )
+            log.warning("resuming training from %s after epoch %d", self.folder, epoch)
+            self.model._initial_epoch = epoch
+            self.restored_epoch = epoch
+            return
+        raise BackupError(f"{self.folder}: no usable training backup ({'; '.join(problems)}); " + self._fresh_hint())
+
+    def _restore_keras_backup(self) -> None:
+        """A folder written by ``keras.callbacks.BackupAndRestore`` (or by an older kerasadml)."""
+        if not os.path.exists(self._weights_path):
+            return
+        try:
+            super()._load_model()
+        except Exception as error:  # noqa: BLE001
+            raise BackupError(
+                f"{self.folder} holds a backup that cannot be loaded into this model "
+                f"({type(error).__name__}: {str(error)[:200]}); " + self._fresh_hint()
+            ) from None
+        self.restored_epoch = int(self.model._initial_epoch or 0)
+        log.warning("resuming training from %s after epoch %d", self.folder, self.restored_epoch)
+
+    # ------------------------------------------------------------------ backup
+    def _save_model(self):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        epoch = int(self._current_epoch)
+        name = f"epoch{epoch:05d}.weights.h5"
+        final = self.folder / name
+        temporary = self.folder / f".{name}.{os.getpid()}.tmp.weights.h5"  # Keras wants .weights.h5
+        try:
+            previous = (self._read_manifest() or {}).get("checkpoints", [])
+        except BackupError:
+            previous = []
+        kept_epoch = previous[0].get("epoch") if previous else None
+        try:
+            self.model.save_weights(str(temporary), overwrite=True)
+            _fsync_path(temporary)
+            os.replace(temporary, final)
+            entry = {"epoch": epoch, "weights": name, "bytes": final.stat().st_size, "sha256": _sha256(final)}
+            checkpoints = [entry] + [c for c in previous if c.get("weights") != name][: self.keep - 1]
+            from kerasadml.atomic import atomic_write_json
+
+            atomic_write_json(
+                self.manifest_path,
+                {"format": _BACKUP_FORMAT, "fingerprint": model_fingerprint(self.model), "checkpoints": checkpoints},
+            )
+            _fsync_path(self.folder, directory=True)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            kept = f"the backup of epoch {kept_epoch} is kept" if kept_epoch is not None else "no earlier backup exists"
+            message = (
+                f"cannot write the training backup of epoch {epoch} to {self.folder} "
+                f"({error.strerror or error}); {kept}: free space and run the same command again to resume"
+            )
+            raise (OSError(error.errno, message) if error.errno is not None else OSError(message)) from error
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        referenced = {c["weights"] for c in checkpoints}
+        for old in self.folder.glob("epoch*.weights.h5"):
+            if old.name not in referenced:
+                old.unlink(missing_ok=True)
+        for legacy in (self._weights_path, self._training_metadata_path):
+            if os.path.exists(legacy):
+                os.unlink(legacy)
+
+
+__all__ = [
+    "AffinityImageLogger",
+    "BackupError",
+    "GradientReversalSchedule",
+    "SafeBackupAndRestore",
+    "model_fingerprint",
+]

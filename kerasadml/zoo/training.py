@@ -90,20 +90,32 @@ def fit_with_backup(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
 ):
-    """``model.fit`` with ``BackupAndRestore`` under ``out_dir/backup`` (an interrupted
-    run resumes at the last finished epoch when started again with the same ``out_dir``).
+    """``model.fit`` with :class:`kerasadml.callbacks.SafeBackupAndRestore` under
+    ``out_dir/backup`` (an interrupted run resumes at the last finished epoch when started
+    again with the same ``out_dir``; a backup damaged by a kill or a full disk falls back
+    to the previous one; a backup of another model or configuration is a
+    :class:`kerasadml.callbacks.BackupError` saying how to start fresh).
 
     An unbuilt zoo model (``ADML``/``AADML`` fresh from its constructor) is built first,
-    since ``BackupAndRestore`` needs the variables to exist."""
+    since the backup is restored into existing variables.
+
+    Raises:
+        ValueError: ``epochs`` or ``steps_per_epoch`` is not a positive integer.
+    """
+    from kerasadml.callbacks import SafeBackupAndRestore
+    from kerasadml.validation import check_int
+
+    epochs = check_int("epochs", epochs, minimum=1)
+    steps_per_epoch = check_int("steps_per_epoch", steps_per_epoch, minimum=1)
     callbacks = list(callbacks)
     if out_dir is not None:
-        # BackupAndRestore restores into existing variables: zoo models create theirs
-        # with build() (a model freshly constructed is not built yet).
+        # The backup is restored into existing variables: zoo models create theirs with
+        # build() (a model freshly constructed is not built yet).
         if not model.built and hasattr(model, "build_for_preset"):
             model.build_for_preset()
         backup = Path(out_dir) / "backup"
         backup.mkdir(parents=True, exist_ok=True)
-        callbacks.append(keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True))
+        callbacks.append(SafeBackupAndRestore(backup, delete_checkpoint=True))
     return model.fit(
         dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose, shuffle=False
     )
