@@ -15,10 +15,13 @@ the package as ``kerasadml.presets_data``, so ``from_preset`` works from a wheel
 from __future__ import annotations
 
 import datetime
+import glob
 import hashlib
 import importlib.resources
 import json
 import os
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -96,10 +99,7 @@ def preset_config(name_or_dir: str | os.PathLike, class_name: str | None = None,
     >>> model = ADML(num_keywords=400, **config)  # doctest: +SKIP
     """
     config_path = resolve_preset(name_or_dir) / CONFIG_FILE
-    try:
-        serialized = json.loads(config_path.read_text())
-    except json.JSONDecodeError as error:
-        raise PresetError(f"corrupt {config_path}: {error}") from error
+    serialized = read_preset_config(name_or_dir)
     if class_name is not None and serialized.get("class_name") != class_name:
         raise PresetError(f"{config_path} describes a {serialized.get('class_name')}, not a {class_name}")
     config = dict(serialized.get("config", {}))
@@ -124,6 +124,30 @@ def write_preset_config(model: keras.Model, folder: str | os.PathLike, info: dic
     }
     _atomic_write_text(folder / METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True))
     return folder
+
+
+def read_preset_config(name_or_dir: str | os.PathLike) -> dict[str, Any]:
+    """A preset's ``config.json``, checked: a JSON object with a string ``class_name``
+    and a ``config`` object.
+
+    Raises:
+        PresetError: naming the file and what is wrong (not JSON, not UTF-8, a missing key).
+    """
+    config_path = resolve_preset(name_or_dir) / CONFIG_FILE
+    try:
+        serialized = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PresetError(f"corrupt {config_path}: {error}") from error
+    if not isinstance(serialized, dict):
+        raise PresetError(f"corrupt {config_path}: expected a JSON object, got {type(serialized).__name__}")
+    for key in ("class_name", "config"):
+        if key not in serialized:
+            raise PresetError(f"corrupt {config_path}: missing key {key!r}")
+    if not isinstance(serialized["class_name"], str):
+        raise PresetError(f"corrupt {config_path}: 'class_name' must be a string")
+    if not isinstance(serialized["config"], dict):
+        raise PresetError(f"corrupt {config_path}: 'config' must be a JSON object")
+    return serialized
 
 
 def list_presets() -> dict[str, str]:
@@ -171,6 +195,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+from kerasadml.atomic import _umask  # noqa: E402
 from kerasadml.atomic import atomic_write_text as _atomic_write_text  # noqa: E402
 
 
@@ -185,29 +210,107 @@ def _weights_only(model: keras.Model) -> keras.Model:
     return clone
 
 
+def _fsync(path: Path, directory: bool = False) -> None:
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)  # no data copied; the old folder's deletion leaves it
+    except OSError:
+        shutil.copy2(source, target)
+
+
+#: Temporary siblings of a preset folder being written (``.NAME.XXXX.tmp``) or replaced
+#: (``.NAME.XXXX.old``).
+_TEMP_SUFFIXES = (".tmp", ".old")
+
+
 def save_preset(model: keras.Model, folder: str | os.PathLike, info: dict | None = None) -> Path:
-    """Write ``model`` as a preset folder (config, metadata, weights), atomically per file."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    config = keras.saving.serialize_keras_object(model)
-    _atomic_write_text(folder / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".weights.", suffix=".weights.h5")
-    os.close(fd)
-    _weights_only(model).save_weights(tmp, overwrite=True)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, folder / WEIGHTS_FILE)
-    metadata = {
-        "kerasadml_version": kerasadml.__version__,
-        "keras_version": keras.__version__,
-        "backend": keras.backend.backend(),
-        "class": type(model).__name__,
-        "parameter_count": int(model.count_params()),
-        "weights": True,
-        "weights_sha256": _sha256(folder / WEIGHTS_FILE),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "info": info or {},
-    }
-    _atomic_write_text(folder / METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True))
+    """Write ``model`` as a preset folder (config, metadata, weights), all or nothing.
+
+    The whole preset is written into a temporary sibling folder (``.NAME.XXXX.tmp``, each
+    file flushed to disk), then swapped in: an existing ``folder`` is renamed away, the new
+    one renamed in, the old one deleted. Files of an existing preset other than the three
+    preset files (e.g. a ``README.md`` model card) are carried over. On any failure (a full
+    disk, an interruption) the existing preset is untouched and the temporary folder is
+    removed; temporary folders left by a killed save are removed by the next save.
+
+    Raises:
+        PresetError: ``folder`` exists and is not a preset folder (a file, or a non-empty
+            folder without ``config.json``): it is never replaced.
+        OSError: the preset could not be written (the old one is kept).
+    """
+    folder = Path(os.fspath(folder))
+    if folder.exists() and not folder.is_dir():
+        raise PresetError(f"cannot save a preset to {folder}: it exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / CONFIG_FILE).is_file():
+        raise PresetError(
+            f"cannot save a preset to {folder}: it is a non-empty folder without {CONFIG_FILE} "
+            "(not a preset); choose another folder"
+        )
+    parent = folder.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    for stale in parent.glob(f".{glob.escape(folder.name)}.*"):
+        if stale.suffix in _TEMP_SUFFIXES and stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=parent))
+    try:
+        config = keras.saving.serialize_keras_object(model)
+        _atomic_write_text(staging / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True))
+        weights_path = staging / WEIGHTS_FILE
+        _weights_only(model).save_weights(str(weights_path), overwrite=True)
+        os.chmod(weights_path, 0o644)
+        _fsync(weights_path)
+        metadata = {
+            "kerasadml_version": kerasadml.__version__,
+            "keras_version": keras.__version__,
+            "backend": keras.backend.backend(),
+            "class": type(model).__name__,
+            "parameter_count": int(model.count_params()),
+            "weights": True,
+            "weights_sha256": _sha256(weights_path),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "info": info or {},
+        }
+        _atomic_write_text(staging / METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True))
+        own = {CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE}
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if entry.name in own or entry.name.startswith("."):
+                    continue
+                if entry.is_dir():
+                    shutil.copytree(entry, staging / entry.name, copy_function=_link_or_copy)
+                else:
+                    _link_or_copy(str(entry), str(staging / entry.name))
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700 folders
+        _fsync(staging, directory=True)
+        if folder.is_dir():
+            retired = parent / f".{folder.name}.{secrets.token_hex(6)}.old"
+            os.rename(folder, retired)
+            try:
+                os.rename(staging, folder)
+            except BaseException:
+                os.rename(retired, folder)
+                raise
+            _fsync(parent, directory=True)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.rename(staging, folder)
+            _fsync(parent, directory=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return folder
 
 
@@ -225,20 +328,20 @@ def load_preset(cls: type, name_or_dir: str | os.PathLike, load_weights: bool = 
     """
     folder = resolve_preset(name_or_dir)
     config_path = folder / CONFIG_FILE
-    try:
-        serialized = json.loads(config_path.read_text())
-    except json.JSONDecodeError as error:
-        raise PresetError(f"corrupt {config_path}: {error}") from error
+    serialized = read_preset_config(folder)
     class_name = serialized.get("class_name")
     if class_name != cls.__name__:
         raise PresetError(f"{config_path} describes a {class_name}, not a {cls.__name__}")
-    config = dict(serialized.get("config", {}))
+    config = dict(serialized["config"])
     # The saved dtype policy is the saving session's; a preset follows the current global
     # policy (e.g. mixed_float16, so that compile() adds loss scaling) unless overridden.
     config.pop("dtype", None)
     config.update(overrides)
-    model = cls.from_config(config)
-    model.build_for_preset()
+    try:
+        model = cls.from_config(config)
+        model.build_for_preset()
+    except (TypeError, ValueError, KeyError) as error:
+        raise PresetError(f"{config_path}: cannot build a {cls.__name__} from its 'config': {error}") from error
     metadata = read_metadata(folder)
     weights_path = folder / WEIGHTS_FILE
     if load_weights and metadata.get("weights", weights_path.exists()):
