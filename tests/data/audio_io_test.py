@@ -301,3 +301,82 @@ def test_real_tfio_matches_soundfile_when_available(fresh_tfio_probe):
             load_audio(FIXTURES / name, backend="soundfile"),
             atol=1e-4,
         )
+
+
+# --------------------------------------------------------------------------- issue #13
+def test_truncated_wav_warns_loads_what_is_there_or_raises(tmp_path):
+    from kerasadml.data.audio_io import TruncatedAudioWarning, wav_header_frames
+
+    full = tmp_path / "full.wav"
+    write_wav_atomic(full, _tone(16000, 16000))
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(full.read_bytes()[: 44 + 2 * 8000])  # header: 16000 frames; data: 8000
+    assert wav_header_frames(full) == wav_header_frames(cut) == 16000
+    assert sf.info(cut).frames == 8000  # libsndfile reports what is there, silently
+    with pytest.warns(TruncatedAudioWarning, match=r"cut\.wav.*declares 16000 frames but it holds 8000") as record:
+        wave = load_audio(cut)
+    assert wave.shape == (8000,) and record[0].message.declared == 16000
+    with pytest.raises(AudioError, match="truncated"):
+        load_audio(cut, on_truncated="raise")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_audio(cut, on_truncated="ignore").shape == (8000,)
+        assert load_audio(full).shape == (16000,)  # a whole file: no warning
+
+
+def test_wav_header_frames_unknown_cases(tmp_path):
+    from kerasadml.data.audio_io import wav_header_frames
+
+    assert wav_header_frames(FIXTURES / "tone_8k.flac") is None
+    assert wav_header_frames(FIXTURES / "zero_bytes.wav") is None
+    assert wav_header_frames(tmp_path / "missing.wav") is None
+    # a streaming writer's header (data size 0xFFFFFFFF) is not "truncated"
+    data = bytearray((FIXTURES / "tone_16k_mono.wav").read_bytes())
+    at = data.index(b"data")
+    data[at + 4 : at + 8] = b"\xff\xff\xff\xff"
+    (tmp_path / "stream.wav").write_bytes(bytes(data))
+    assert wav_header_frames(tmp_path / "stream.wav") is None
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX byte file names")
+def test_non_utf8_file_name_is_read_not_reported_corrupt(tmp_path):
+    raw = os.fsencode(str(tmp_path)) + b"/caf\xe9.wav"
+    try:
+        with open(raw, "wb") as handle:
+            handle.write((FIXTURES / "tone_16k_mono.wav").read_bytes())
+    except OSError:
+        pytest.skip("this file system only takes UTF-8 names")
+    name = os.fsdecode(raw)  # 'caf\udce9.wav'
+    assert load_audio(name).shape == (1600,)
+    assert load_audio(raw).shape == (1600,)
+    with pytest.raises(AudioError, match="not found"):
+        load_audio(os.fsdecode(os.fsencode(str(tmp_path)) + b"/gon\xe9.wav"))
+
+
+def test_arrays_get_the_checks_files_get():
+    from kerasadml.data.audio_io import check_waveform, load_clips
+
+    tone = _tone(16000, 1600).astype(np.float32)
+    with pytest.raises(AudioError, match=r"audio array 'audio\[1\]': contains NaN") as info:
+        load_clips([tone, np.full(1600, np.nan)])
+    assert info.value.kind == "audio array" and info.value.path == "audio[1]"
+    with pytest.raises(AudioError, match=r"audio\[0\].*too short: 10 samples"):
+        load_clips([tone[:10]])
+    with pytest.raises(AudioError, match=r"audio\[0\].*no samples"):
+        load_clips([np.zeros(0)])
+    with pytest.raises(TypeError, match=r"audio\[0\] is None"):
+        load_clips([None])
+    # the same downmix as files: (N, 2) and (2, N) both average the channels
+    stereo = np.stack([tone, tone / 2], axis=1)
+    np.testing.assert_allclose(check_waveform(stereo), 0.75 * tone, atol=1e-7)
+    np.testing.assert_allclose(check_waveform(stereo.T), 0.75 * tone, atol=1e-7)
+    # min_samples and silence as for files
+    assert check_waveform(tone[:100], min_samples=50).shape == (100,)
+    assert not check_waveform(np.zeros(800), allow_silent=True).any()
+    # an array error pickles with its kind
+    import pickle
+
+    err = pickle.loads(pickle.dumps(AudioError("audio[2]", "silent", "audio array")))
+    assert str(err) == "audio array 'audio[2]': silent"
