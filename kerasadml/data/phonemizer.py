@@ -17,6 +17,12 @@ numbers are spelt out by a small built-in speller (``42`` -> ``forty two``, ``19
 that package's version), ``&`` -> ``and``; other punctuation separates words, apostrophes
 inside words are kept (``don't``). Stress digits are removed unless ``keep_stress``.
 
+Nothing is left out silently: letters of other scripts (``"hello مرحبا"``), symbols
+(``™``, ``°``, ``¥``, emoji; only ``$ £ € + & % @`` are read) and words the G2P gives no
+phonemes for are dropped with an :class:`UnvoicedTextWarning` naming them, or a
+:class:`PhonemizerError` with ``strict=True``; a text with no phonemes at all is always a
+:class:`PhonemizerError`. Symbols are never expanded into letters (``™`` is not "T M").
+
 Example:
 
 >>> ph = Phonemizer()
@@ -35,6 +41,7 @@ import re
 import sys
 import threading
 import unicodedata
+import warnings
 from typing import Callable, Iterable, Sequence
 
 #: The 39 ARPAbet phonemes of the CMU dictionary (no stress).
@@ -48,6 +55,10 @@ PAD, UNK = "<pad>", "<unk>"
 
 _STRESS_RE = re.compile(r"[012]$")
 _WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)*")
+# Word characters left after normalisation that are not a-z / 0-9: other scripts.
+_UNVOICED_RE = re.compile(r"[^\W_a-z0-9]+")
+# Symbols (Unicode category S*) that normalisation reads; every other symbol is dropped.
+_VOICED_SYMBOLS = frozenset("$£€+`\u00b4")
 _LOCK = threading.Lock()
 _SHARED: dict = {}
 
@@ -62,6 +73,24 @@ class PhonemizerError(ValueError):
 
     def __reduce__(self):
         return (type(self), (self.text, self.reason))
+
+
+class UnvoicedTextWarning(UserWarning):
+    """Part of a text gives no phonemes and was left out; ``text`` is the text, ``parts``
+    the pieces left out (other scripts, symbols, words without a pronunciation)."""
+
+    def __init__(self, text, parts):
+        self.text = text
+        self.parts = list(parts)
+        listed = ", ".join(repr(p) for p in self.parts)
+        super().__init__(
+            f"text {text!r}: {listed} cannot be voiced (only English words, numbers and "
+            "$ £ € + & % @ are read) and left out; the keyword is enrolled without "
+            f"{'it' if len(self.parts) == 1 else 'them'} (Phonemizer(strict=True) raises instead)"
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.text, self.parts))
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -180,16 +209,41 @@ def normalize_numbers(text: str) -> str:
     return re.sub(r"\d+", lambda m: " " + year_or_number_to_words(int(m.group(0))) + " ", text)
 
 
-def normalize_text(text: str) -> list[str]:
-    """The words of ``text`` after number spelling, accent stripping and lower-casing."""
+def _drop_symbols(text: str) -> tuple[str, list[str]]:
+    """``text`` with symbols it cannot read replaced by spaces, and the symbols dropped.
+
+    Done before NFKC, which would turn some symbols into letters (``™`` -> ``TM``)."""
+    kept, dropped = [], []
+    for c in text:
+        if unicodedata.category(c).startswith("S") and c not in _VOICED_SYMBOLS:
+            folded = unicodedata.normalize("NFKC", c)
+            if not (folded and all(f in _VOICED_SYMBOLS for f in folded)):
+                dropped.append(c)
+                kept.append(" ")
+                continue
+        kept.append(c)
+    return "".join(kept), dropped
+
+
+def analyse_text(text: str) -> tuple[list[str], list[str]]:
+    """``(words, unvoiced)``: the words of ``text`` (as :func:`normalize_text`) and the
+    parts of it that give no words (symbols, runs of letters of other scripts), in order."""
+    text = re.sub("[\u2018\u2019\u02bc`\u00b4]", "'", text)  # before NFKC splits U+00B4
+    text, dropped = _drop_symbols(text)
     text = unicodedata.normalize("NFKC", text)
-    text = re.sub("[\u2018\u2019\u02bc`]", "'", text)
     text = normalize_numbers(text)
     text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
     text = text.lower()
     text = text.replace("i.e.", " that is ").replace("e.g.", " for example ")
     text = text.replace("&", " and ").replace("+", " plus ").replace("@", " at ")
-    return _WORD_RE.findall(text)
+    dropped += _UNVOICED_RE.findall(text)
+    return _WORD_RE.findall(text), list(dict.fromkeys(dropped))
+
+
+def normalize_text(text: str) -> list[str]:
+    """The words of ``text`` after number spelling, accent stripping and lower-casing
+    (symbols other than ``$ £ € + & % @`` and letters of other scripts give no words)."""
+    return analyse_text(text)[0]
 
 
 # ----------------------------------------------------------------------------- resources
@@ -310,6 +364,10 @@ class Phonemizer:
             on this machine; ``False`` never does (reproducible across machines); ``True``
             requires the data (``LookupError`` if missing). Never downloads.
         pos_tagger: an explicit ``tokens -> [(token, Penn tag)]`` callable (overrides).
+        strict: a text of which a part gives no phonemes (other scripts, symbols, a word
+            the G2P cannot voice) raises :class:`PhonemizerError`; ``False`` (default)
+            leaves that part out with an :class:`UnvoicedTextWarning`. Methods take
+            ``strict=`` too, overriding this per call.
 
     Call: ``phonemizer(texts) -> list[list[str]]``; ``phonemize(text) -> list[str]``.
     """
@@ -321,6 +379,7 @@ class Phonemizer:
         cache_size: int = 100_000,
         use_pos_tagger: bool | str = "auto",
         pos_tagger: Callable | None = None,
+        strict: bool = False,
     ):
         if use_pos_tagger not in (True, False, "auto"):
             raise ValueError(
@@ -330,6 +389,7 @@ class Phonemizer:
         self.use_neural_g2p = bool(use_neural_g2p)
         self.cache_size = int(cache_size)
         self.use_pos_tagger = use_pos_tagger
+        self.strict = bool(strict)
         self._tagger = pos_tagger
         if self._tagger is None and use_pos_tagger:
             self._tagger = local_pos_tagger()
@@ -370,11 +430,33 @@ class Phonemizer:
             pron = self._spell(word.replace("'", ""))
         return tuple(normalize_phoneme(p, self.keep_stress) for p in pron)
 
-    def words(self, text: str) -> list[list[str]]:
-        """Phonemes per word of ``text`` (words with no phonemes are dropped)."""
+    def words(self, text: str, strict: bool | None = None) -> list[list[str]]:
+        """Phonemes per word of ``text``.
+
+        Parts that give no phonemes are left out with an :class:`UnvoicedTextWarning`
+        (a :class:`PhonemizerError` when ``strict``; ``None`` takes ``self.strict``), unless
+        nothing is left (``[]``, which :meth:`phonemize` turns into an error).
+        """
+        prons, unvoiced = self.analyse(text)
+        if unvoiced and prons:
+            if self.strict if strict is None else strict:
+                raise PhonemizerError(
+                    text,
+                    f"{', '.join(repr(p) for p in unvoiced)} cannot be voiced (only English "
+                    "words, numbers and $ £ € + & % @ are read)",
+                )
+            warnings.warn(UnvoicedTextWarning(text, unvoiced), stacklevel=3)
+        return prons
+
+    def unvoiced(self, text: str) -> list[str]:
+        """The parts of ``text`` that give no phonemes (``[]`` when every part is read)."""
+        return self.analyse(text)[1]
+
+    def analyse(self, text: str) -> tuple[list[list[str]], list[str]]:
+        """``(phonemes per word, parts without phonemes)`` of ``text``; never warns."""
         if not isinstance(text, str):
             raise TypeError(f"Phonemizer: text must be a str, got {type(text).__name__}: {text!r}")
-        tokens = normalize_text(text)
+        tokens, unvoiced = analyse_text(text)
         tags = None
         if self._homographs and any(t in self._homographs for t in tokens):
             try:
@@ -393,19 +475,29 @@ class Phonemizer:
                 pron = self._word(token)
             if pron:
                 out.append(list(pron))
-        return out
+            else:
+                unvoiced.append(token)
+        return out, unvoiced
 
-    def phonemize(self, text: str) -> list[str]:
-        """ARPAbet phonemes of ``text``; raises :class:`PhonemizerError` if there are none."""
-        phonemes = [p for word in self.words(text) for p in word]
+    def phonemize(self, text: str, strict: bool | None = None) -> list[str]:
+        """ARPAbet phonemes of ``text``; raises :class:`PhonemizerError` if there are none,
+        warns (or, ``strict``, raises) when a part of it gives none (see :meth:`words`)."""
+        phonemes = [p for word in self.words(text, strict=strict) for p in word]
         if not phonemes:
-            raise PhonemizerError(text, "gives no phonemes (no English words or numbers)")
+            unvoiced = self.unvoiced(text)
+            detail = (
+                f": {', '.join(repr(p) for p in unvoiced)} cannot be voiced (only English words, "
+                "numbers and $ £ € + & % @ are read)"
+                if unvoiced
+                else ""
+            )
+            raise PhonemizerError(text, f"gives no phonemes (no English words or numbers){detail}")
         return phonemes
 
-    def __call__(self, texts: str | Iterable[str]) -> list[list[str]]:
+    def __call__(self, texts: str | Iterable[str], strict: bool | None = None) -> list[list[str]]:
         if isinstance(texts, str):
             texts = [texts]
-        return [self.phonemize(t) for t in texts]
+        return [self.phonemize(t, strict=strict) for t in texts]
 
     def cache_info(self):
         return self._word.cache_info() if self.cache_size > 0 else None
@@ -416,6 +508,7 @@ class Phonemizer:
             "use_neural_g2p": self.use_neural_g2p,
             "cache_size": self.cache_size,
             "use_pos_tagger": self.use_pos_tagger,
+            "strict": self.strict,
         }
 
     @classmethod

@@ -1,6 +1,7 @@
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -380,3 +381,47 @@ def test_text_to_ids(ph):
         PhonemeVocabulary(keep_stress=True).text_to_ids("hello", ph)
     with pytest.raises(PhonemizerError, match="'!!!'"):
         vocab.text_to_ids("!!!", ph)
+
+
+# --------------------------------------------------------------------------- unvoiced parts
+@pytest.mark.parametrize(
+    "text, unvoiced, phonemes",
+    [
+        ("hello \u0645\u0631\u062d\u0628\u0627", ["\u0645\u0631\u062d\u0628\u0627"], "HH AH L OW"),
+        ("hello\u2122", ["\u2122"], "HH AH L OW"),  # not "hellotm"
+        ("45\u00b0", ["\u00b0"], "F AO R T IY F AY V"),
+        ("\u041f\u0440\u0438\u0432\u0435\u0442 world", ["\u043f\u0440\u0438\u0432\u0435\u0442"], "W ER L D"),
+        ("stop \U0001f6d1", ["\U0001f6d1"], "S T AA P"),
+    ],
+)
+def test_parts_without_phonemes_warn_or_raise_when_strict(ph, text, unvoiced, phonemes):
+    from kerasadml.data.phonemizer import UnvoicedTextWarning
+
+    assert ph.unvoiced(text) == unvoiced
+    with pytest.warns(UnvoicedTextWarning) as record:
+        assert ph.phonemize(text) == phonemes.split()
+    assert record[0].message.text == text and record[0].message.parts == unvoiced
+    assert repr(unvoiced[0]) in str(record[0].message)
+    with pytest.raises(PhonemizerError, match="cannot be voiced"):
+        ph.phonemize(text, strict=True)
+    strict = Phonemizer(use_pos_tagger=False, strict=True)
+    assert strict.get_config()["strict"] is True
+    with pytest.raises(PhonemizerError, match=re.escape(repr(unvoiced[0]))):
+        strict([text])
+
+
+def test_fully_voiced_texts_do_not_warn(ph):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for text in ("Hello, world!", "na\u00efve caf\u00e9", "$5 & 50% @ home", "don\u00b4t", "\uff045", "x+y"):
+            assert ph.phonemize(text) and ph.unvoiced(text) == []
+    assert ph.phonemize("don\u00b4t") == ph.phonemize("don't")
+
+
+def test_symbol_alone_is_an_error_naming_it(ph):
+    with pytest.raises(PhonemizerError, match="'\u2122' cannot be voiced") as info:
+        ph.phonemize("\u2122")
+    assert info.value.text == "\u2122"
+    assert normalize_text("\u2122") == []  # never read as the letters "T M"
