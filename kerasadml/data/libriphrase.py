@@ -283,7 +283,42 @@ def read_libriphrase_csv(path_or_paths, *, on_error: str = "raise") -> LibriPhra
     return LibriPhraseRows(rows, skipped=skipped, errors=errors, files=[os.path.abspath(f) for f in files])
 
 
-def _resolve(path: str, source: str, audio_root) -> str:
+class OutsideAudioRootError(ValueError):
+    """A CSV row names an audio file outside the given ``audio_root`` (an absolute path,
+    or a relative one that climbs out with ``..``)."""
+
+
+def _resolve(
+    path: str,
+    source: str,
+    audio_root,
+    allow_outside_root: bool = True,
+    line: int = 0,
+    column: str = "",
+) -> str:
+    """The absolute path of a row's clip.
+
+    With an explicit ``audio_root`` and ``allow_outside_root=False``, a path that is
+    absolute or leaves the root (checked on the normalised path, without following
+    symbolic links) raises :class:`OutsideAudioRootError` naming the CSV file, line and
+    column.
+    """
+    if audio_root is not None and not allow_outside_root:
+        root = os.path.normpath(os.path.abspath(os.fspath(audio_root)))
+        resolved = os.path.normpath(os.path.abspath(os.path.join(root, path)))
+        try:
+            inside = os.path.commonpath([root, resolved]) == root
+        except ValueError:  # another drive (Windows)
+            inside = False
+        if os.path.isabs(path) or not inside:
+            how = "an absolute path" if os.path.isabs(path) else "a path that leaves it with '..'"
+            raise OutsideAudioRootError(
+                f"{source or '<rows>'}, line {line}: column {column!r} holds {path!r}, {how}, "
+                f"outside the audio root {root!r}; refusing to read files outside the audio root "
+                "(pass allow_outside_root=True, or --allow-outside-root on the command line, "
+                "if the CSV is trusted)"
+            )
+        return resolved
     if os.path.isabs(path):
         return os.path.normpath(path)
     root = os.fspath(audio_root) if audio_root is not None else os.path.dirname(source or ".")
@@ -338,7 +373,9 @@ class PairSet:
         return {k: int(np.sum(self.kind == k)) for k in PAIR_KINDS}
 
 
-def evaluation_pairs(rows: Iterable[LibriPhraseRow], audio_root=None) -> PairSet:
+def evaluation_pairs(
+    rows: Iterable[LibriPhraseRow], audio_root=None, *, allow_outside_root: bool = False
+) -> PairSet:
     """Audio-vs-text evaluation pairs, in both directions, deduplicated.
 
     Every row gives two pairs: (anchor audio, comparison text) and (comparison audio,
@@ -354,9 +391,16 @@ def evaluation_pairs(rows: Iterable[LibriPhraseRow], audio_root=None) -> PairSet
         rows: rows from :func:`read_libriphrase_csv`.
         audio_root: folder against which relative audio paths are resolved; by default
             the folder of the CSV file each row came from.
+        allow_outside_root: with an ``audio_root``, accept rows whose audio path is
+            absolute or climbs out of it with ``..`` (default: refuse them).
 
     Returns:
         A :class:`PairSet`.
+
+    Raises:
+        OutsideAudioRootError: (a ``ValueError``) with ``audio_root`` given and
+            ``allow_outside_root=False``, a row whose audio lies outside the root; the
+            message names the CSV file, line and column.
     """
     audio_ids: dict[str, int] = {}
     text_ids: dict[str, int] = {}
@@ -378,8 +422,10 @@ def evaluation_pairs(rows: Iterable[LibriPhraseRow], audio_root=None) -> PairSet
 
     for row in rows:
         kind = row.kind
-        anchor = _resolve(row.anchor, row.source, audio_root)
-        comparison = _resolve(row.comparison, row.source, audio_root)
+        anchor = _resolve(row.anchor, row.source, audio_root, allow_outside_root, row.line, "anchor")
+        comparison = _resolve(
+            row.comparison, row.source, audio_root, allow_outside_root, row.line, "comparison"
+        )
         add(anchor, row.comparison_text, row.target, kind, 0)
         add(comparison, row.anchor_text, row.target, kind, 1)
     return PairSet(
@@ -416,26 +462,31 @@ class TrainingItems:
         return len(self.class_texts)
 
 
-def training_items(rows: Iterable[LibriPhraseRow], audio_root=None) -> TrainingItems:
+def training_items(
+    rows: Iterable[LibriPhraseRow], audio_root=None, *, allow_outside_root: bool = False
+) -> TrainingItems:
     """The distinct clips of ``rows`` (anchor and comparison columns) as labelled items.
 
     Args:
         rows: rows from :func:`read_libriphrase_csv`.
         audio_root: folder for relative audio paths (default: each CSV's folder).
+        allow_outside_root: as in :func:`evaluation_pairs` (default: with an
+            ``audio_root``, refuse clips outside it).
 
     Returns:
         :class:`TrainingItems`, clips in order of first appearance.
 
     Raises:
-        ValueError: one clip listed with two different texts (names the clip and rows).
+        ValueError: one clip listed with two different texts (names the clip and rows);
+            :class:`OutsideAudioRootError` for a clip outside ``audio_root``.
     """
     clips: dict[str, tuple[str, str, float, str]] = {}
     for row in rows:
-        for path, text, speaker, dur in (
-            (row.anchor, row.anchor_text, row.anchor_spk, row.anchor_dur),
-            (row.comparison, row.comparison_text, row.comparison_spk, row.comparison_dur),
+        for column, path, text, speaker, dur in (
+            ("anchor", row.anchor, row.anchor_text, row.anchor_spk, row.anchor_dur),
+            ("comparison", row.comparison, row.comparison_text, row.comparison_spk, row.comparison_dur),
         ):
-            resolved = _resolve(path, row.source, audio_root)
+            resolved = _resolve(path, row.source, audio_root, allow_outside_root, row.line, column)
             where = f"{row.source}, line {row.line}"
             if resolved in clips:
                 if clips[resolved][0] != text:

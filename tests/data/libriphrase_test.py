@@ -190,3 +190,34 @@ def test_write_then_read_roundtrip(rows, tmp_path):
     again = read_libriphrase_csv(out)
     assert [(r.anchor, r.comparison_text, r.kind) for r in again] == [(r.anchor, r.comparison_text, r.kind) for r in rows]
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_audio_root_refuses_rows_outside_it_naming_the_row(tmp_path):
+    from kerasadml.data.libriphrase import OutsideAudioRootError
+
+    root = tmp_path / "root"
+    root.mkdir()
+    path = tmp_path / "rows.csv"
+    _write_rows(
+        path,
+        [
+            "a.wav,1,hi,0.5,b.wav,2,hi,0.6,diffspk_positive,1,1",
+            "sub/../a.wav,1,hi,0.5,../../etc/passwd,3,yo,0.6,diffspk_easyneg,0,1",
+        ],
+    )
+    rows = read_libriphrase_csv(path)
+    with pytest.raises(OutsideAudioRootError, match=r"rows\.csv, line 3: column 'comparison' holds '\.\./\.\./etc/passwd'") as info:
+        evaluation_pairs(rows, audio_root=root)
+    assert isinstance(info.value, ValueError) and "allow_outside_root" in str(info.value)
+    with pytest.raises(OutsideAudioRootError, match="line 3"):
+        training_items(rows, audio_root=root)
+    absolute = tmp_path / "abs.csv"
+    _write_rows(absolute, [f"{tmp_path / 'x.wav'},1,hi,0.5,b.wav,2,hi,0.6,diffspk_positive,1,1"])
+    with pytest.raises(OutsideAudioRootError, match=r"line 2: column 'anchor'.*an absolute path"):
+        evaluation_pairs(read_libriphrase_csv(absolute), audio_root=root)
+    # opting in reads them; "sub/../a.wav" stays inside and is fine either way
+    pairs = evaluation_pairs(rows, audio_root=root, allow_outside_root=True)
+    assert os.path.normpath(str(root / "../../etc/passwd")) in pairs.audio_paths
+    assert str(root / "a.wav") in evaluation_pairs(rows[:1], audio_root=root).audio_paths
+    # without an explicit audio_root paths are relative to the CSV, as before
+    assert len(evaluation_pairs(rows)) == 4
