@@ -47,6 +47,10 @@ LAYOUT_B_KEYS = ("audio_feat", "visual_feat", "Label_ID", "Train_test")
 
 _MAX_LISTED = 5  # row indices / file names quoted in an error message
 
+#: Without a declared ``num_classes``, a label above this many times the number of rows
+#: is taken for a corrupt value, not a class (it would make more classes than videos).
+MAX_CLASSES_PER_ROW = 100
+
 
 class AVDataError(ValueError):
     """An audio-visual feature file or folder is missing data or holds invalid values."""
@@ -135,6 +139,16 @@ class AVDataset:
                 raise AVDataError(
                     f"{self.source}: {len(self.class_names)} class names for "
                     f"{self.num_classes} classes"
+                )
+        if self.num_classes < 1:
+            raise AVDataError(f"{self.source}: num_classes must be positive, got {self.num_classes}")
+        for split_name, split in (("train", self.train), ("test", self.test)):
+            bad = (split.labels < 0) | (split.labels >= self.num_classes)
+            if bad.any():
+                raise AVDataError(
+                    f"{self.source}: the {split_name} split has labels outside [0, "
+                    f"{self.num_classes}) in rows {_first_rows(bad)} (values "
+                    f"{sorted(set(split.labels[bad].tolist()))[:_MAX_LISTED]})"
                 )
         for name in ("audio_dim", "visual_dim"):
             if getattr(self.train, name) != getattr(self.test, name):
@@ -233,12 +247,29 @@ def _finalise_labels(
     """Repair 1-based label sets, check the range, and return ``(labels, num_classes)``.
 
     ``named`` holds ``(key, labels)`` of every split, checked together so that one split
-    never shifts without the other.
+    never shifts without the other. Without ``num_classes``, a label above
+    :data:`MAX_CLASSES_PER_ROW` times the number of rows is an error naming the key and
+    row (a corrupt value would otherwise make that many classes), and a label set that
+    leaves more than half of ``0 .. max`` unused is logged as a warning.
     """
     everything = np.concatenate([labels for _, labels in named])
     if everything.size == 0:
         raise AVDataError(f"{where}: no labels")
+    if num_classes is not None and int(num_classes) < 1:
+        raise AVDataError(f"{where}: num_classes must be positive, got {num_classes}")
     low, high = int(everything.min()), int(everything.max())
+    if num_classes is None:
+        limit = MAX_CLASSES_PER_ROW * everything.size
+        for key, labels in named:
+            bad = labels > limit
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise AVDataError(
+                    f"{where}: {key!r} row {row}: label {int(labels[row])} is implausible: it "
+                    f"would make {int(labels[row]) + 1} classes for {everything.size} rows "
+                    f"(rows {_first_rows(bad)}); fix the file, or pass num_classes= (the "
+                    "declared number of classes) to have out-of-range labels named"
+                )
     present = np.unique(everything)
     # 1-based label sets: 0 never occurs, the smallest label is 1 and the largest is the
     # number of classes (given, or, when not given, every class 1..max occurs).
@@ -256,6 +287,17 @@ def _finalise_labels(
         high -= 1
     if num_classes is None:
         num_classes = high + 1
+        if len(present) * 2 < num_classes:
+            logger.warning(
+                "%s: labels run up to %d but only %d of the %d classes 0..%d occur; the "
+                "number of classes is taken as %d (pass num_classes= if that is wrong)",
+                where,
+                high,
+                len(present),
+                num_classes,
+                high,
+                num_classes,
+            )
     result = []
     for key, labels in named:
         bad = (labels < 0) | (labels >= num_classes)
@@ -369,8 +411,11 @@ def load_av_hdf5(
         path: the ``.h5`` / ``.hdf5`` file.
         audio_dim: expected audio width (e.g. 128 for VGGish); ``None`` accepts any.
         visual_dim: expected visual width (e.g. 1024 for Inception); ``None`` accepts any.
-        num_classes: number of classes (10 for VEGAS, 15 for AVE); ``None`` infers
-            ``max label + 1`` (after the 1-based repair).
+        num_classes: number of classes (10 for VEGAS, 15 for AVE); ``None`` takes the
+            file's ``num_classes`` attribute when it has one (as :func:`save_av_hdf5`
+            writes), else infers ``max label + 1`` (after the 1-based repair), refusing a
+            label above 100 x the number of rows as corrupt (the error names the dataset
+            and row).
         train_value: layout B's train marker, see above; ignored for layout A.
 
     Returns:
@@ -397,6 +442,14 @@ def load_av_hdf5(
     with handle:
         keys = set(handle.keys())
         attrs = dict(handle.attrs)
+        if num_classes is None and "num_classes" in attrs:
+            declared = np.asarray(attrs["num_classes"])
+            if declared.shape != () or declared.dtype.kind not in "iu" or int(declared) < 1:
+                raise AVDataError(
+                    f"{where}: file attribute 'num_classes' is "
+                    f"{np.asarray(attrs['num_classes']).tolist()!r}, not a positive integer"
+                )
+            num_classes = int(declared)
 
         def read(key: str) -> np.ndarray:
             item = handle[key]

@@ -368,3 +368,56 @@ def test_scaler_must_be_fitted():
         FeatureScaler().transform_audio(np.zeros((1, 2)))
     with pytest.raises(ValueError, match="lacks 'visual_std'"):
         FeatureScaler.from_config({"audio_mean": [0], "audio_std": [1], "visual_mean": [0]})
+
+
+# ------------------------------------------------------------------ implausible labels (#13)
+
+
+def test_a_label_of_1e9_is_refused_naming_the_dataset_and_row(tmp_path):
+    arrays = read_layout_a()
+    arrays["lab_train"] = arrays["lab_train"].copy()
+    arrays["lab_train"][5] = 10**9
+    path = write_h5(tmp_path / "huge.h5", arrays)
+    with pytest.raises(AVDataError, match=r"'lab_train' row 5: label 1000000000 is implausible") as info:
+        load_av_hdf5(path)
+    assert str(path) in str(info.value) and "num_classes=" in str(info.value)
+    with pytest.raises(AVDataError, match=r"'lab_train' has labels outside \[0, 3\) in rows 5"):
+        load_av_hdf5(path, num_classes=3)
+
+
+def test_the_file_num_classes_attribute_is_the_declared_range(tmp_path):
+    arrays = read_layout_a()
+    arrays["lab_test"] = arrays["lab_test"].copy()
+    arrays["lab_test"][0] = 4
+    path = write_h5(tmp_path / "declared.h5", arrays)
+    assert load_av_hdf5(path).num_classes == 5  # inferred without a declaration
+    with h5py.File(path, "a") as f:
+        f.attrs["num_classes"] = 3
+    with pytest.raises(AVDataError, match=r"'lab_test' has labels outside \[0, 3\) in rows 0"):
+        load_av_hdf5(path)
+    assert load_av_hdf5(path, num_classes=5).num_classes == 5  # the argument wins
+    with h5py.File(path, "a") as f:
+        f.attrs["num_classes"] = -2
+    with pytest.raises(AVDataError, match="attribute 'num_classes' is -2"):
+        load_av_hdf5(path)
+    # what save_av_hdf5 writes reads back unchanged
+    data = load_av_hdf5(LAYOUT_A)
+    assert_same_data(load_av_hdf5(save_av_hdf5(tmp_path / "saved.h5", data)), data)
+
+
+def test_sparse_labels_are_logged(tmp_path, caplog):
+    arrays = read_layout_a()
+    arrays["lab_train"] = np.where(arrays["lab_train"] == 2, 30, arrays["lab_train"])
+    arrays["lab_test"] = np.where(arrays["lab_test"] == 2, 30, arrays["lab_test"])
+    with caplog.at_level(logging.WARNING, logger="kerasadml.data.av_features"):
+        data = load_av_hdf5(write_h5(tmp_path / "sparse.h5", arrays))
+    assert data.num_classes == 31
+    assert "only 3 of the 31 classes" in caplog.text
+
+
+def test_dataset_labels_must_fit_num_classes():
+    split = AVSplit(np.ones((3, 2)), np.ones((3, 2)), [0, 1, 1])
+    with pytest.raises(AVDataError, match=r"src: the train split has labels outside \[0, 2\) in rows 2"):
+        AVDataset(AVSplit(np.ones((3, 2)), np.ones((3, 2)), [0, 1, 2]), split, 2, "src")
+    with pytest.raises(AVDataError, match="num_classes must be positive"):
+        AVDataset(split, split, 0, "src")
