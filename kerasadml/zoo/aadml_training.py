@@ -42,11 +42,22 @@ def train_aadml_from_h5(
     Returns:
         ``(model, report)``: the recipe, data sizes, time taken, final losses and the
         test retrieval report.
+
+    Raises:
+        ValueError: ``epochs`` or ``steps_per_epoch`` is not a positive integer,
+            ``batch_size`` is below 4, or ``seed`` is not in [0, 2**32 - 1] (the message
+            names the argument).
     """
     from kerasadml.data.av_dataset import make_av_dataset
     from kerasadml.data.av_features import load_av_hdf5
+    from kerasadml.validation import check_int, check_seed
     from kerasadml.zoo.aadml import AADML
 
+    for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
+        check_int(name, value, minimum=1, allow_none=True)
+    # P classes x Q >= 2 videos each, P >= 2: a batch holds at least 4 pairs
+    check_int("batch_size", batch_size, minimum=4, allow_none=True)
+    check_seed(seed)
     keras.utils.set_random_seed(seed)
     recipe = {"epochs": 20, "steps_per_epoch": 30, "batch_size": 64}
     recipe.update(preset_recipe(preset))

@@ -37,12 +37,24 @@ def train_adml_from_csv(
     rest of the architecture from the preset. Unset recipe values come from the preset's
     recipe. A run interrupted mid-way resumes from ``out_dir/backup`` when re-run.
 
+    Raises:
+        ValueError: ``epochs``, ``steps_per_epoch``, ``keywords_per_batch`` or
+            ``clips_per_keyword`` is not a positive integer, or ``seed`` is not in
+            [0, 2**32 - 1] (the message names the argument).
+
     Returns:
         ``(model, report)`` where ``report`` has the recipe, the data sizes, the time
         taken and the final value of every logged loss term.
     """
+    from kerasadml.validation import check_int, check_seed
     from kerasadml.zoo.adml import ADML
 
+    # Bad numbers fail here, naming the argument (epochs=0 used to save an untrained
+    # model as trained; steps_per_epoch=0 hung on an infinite dataset).
+    for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch),
+                        ("keywords_per_batch", keywords_per_batch), ("clips_per_keyword", clips_per_keyword)):
+        check_int(name, value, minimum=1, allow_none=True)
+    check_seed(seed)
     keras.utils.set_random_seed(seed)
     recipe = {"epochs": 10, "steps_per_epoch": 100, "keywords_per_batch": 16, "clips_per_keyword": 2}
     recipe.update(preset_recipe(preset))
