@@ -419,11 +419,17 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         """Phoneme ids of ``text`` (raises ``PhonemizerError`` naming a text with no phonemes)."""
         return self.vocabulary.encode(self.phonemizer.phonemize(text))
 
-    def embed_text(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        """L2-normalised utterance embeddings ``et`` (K, D) of keyword texts."""
-        from kerasadml.zoo.batching import pad_id_batches
+    def embed_text(self, texts: Sequence[str] | str, batch_size: int = 256) -> np.ndarray:
+        """L2-normalised utterance embeddings ``et`` (K, D) of keyword texts.
 
-        ids = [self.encode_text(t) for t in texts]
+        A single ``str`` is one keyword. Raises ``TypeError`` naming an item that is not a
+        ``str`` (e.g. ``texts[1]``), ``PhonemizerError`` for a text with no phonemes; a text
+        partly left unvoiced warns (``UnvoicedTextWarning``).
+        """
+        from kerasadml.zoo.batching import pad_id_batches
+        from kerasadml.zoo.detector import as_text_list
+
+        ids = [self.encode_text(t) for t in as_text_list(texts, "texts")]
         out = []
         for batch, valid in pad_id_batches(ids, batch_size):
             emb = self.predict_on_batch({"phonemes": batch})["text_embedding"]
@@ -435,21 +441,28 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
     ) -> np.ndarray:
         """L2-normalised utterance embeddings ``ea`` (N, D) of clips (arrays at 16 kHz or file paths).
 
+        Arrays get the checks files get (``kerasadml.data.audio_io.load_clips``): a single
+        path or 1-D array is one clip; 2-D clips ``(samples, channels)`` / ``(channels,
+        samples)`` are down-mixed.
+
         Raises:
-            AudioError: naming the file, for a path that cannot be read.
+            AudioError: naming the file, or the array as ``audio[i]`` (NaN/Inf, empty,
+                fewer than 400 samples, silent).
+            TypeError: ``None`` or a non-numeric clip, naming it.
         """
-        from kerasadml.data.audio_io import load_audio
+        from kerasadml.data.audio_io import load_clips
         from kerasadml.zoo.batching import pad_audio_batches
 
-        waves = [load_audio(a) if isinstance(a, (str, os.PathLike)) else np.asarray(a, "float32") for a in audio]
+        waves = load_clips(audio)
         out = []
         for batch, valid in pad_audio_batches(waves, batch_size):
             emb = self.predict_on_batch(batch)["audio_embedding"]
             out.append(ops.convert_to_numpy(emb)[:valid])
         return _l2_normalize(np.concatenate(out, 0)) if out else np.zeros((0, self.embedding_dim), "float32")
 
-    def score(self, audio, texts: Sequence[str]) -> np.ndarray:
-        """Cosine scores (N clips x K keywords) between clips and keyword texts."""
+    def score(self, audio, texts: Sequence[str] | str) -> np.ndarray:
+        """Cosine scores (N clips x K keywords) between clips and keyword texts (a single
+        ``str`` is one keyword; clips as in :meth:`embed_audio`)."""
         return self.embed_audio(audio) @ self.embed_text(texts).T
 
     def affinity(self, audio: np.ndarray, text: str) -> np.ndarray:
@@ -461,8 +474,9 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         )
         return ops.convert_to_numpy(out["affinity"])[0]
 
-    def keyword_detector(self, keywords: Sequence[str], threshold: float = 0.5):
-        """A :class:`~kerasadml.zoo.detector.KeywordDetector` enrolled with ``keywords``."""
+    def keyword_detector(self, keywords: Sequence[str] | str, threshold: float = 0.5):
+        """A :class:`~kerasadml.zoo.detector.KeywordDetector` enrolled with ``keywords`` (a
+        single ``str`` is one keyword); ``threshold`` must be finite, in [-1, 1]."""
         from kerasadml.zoo.detector import KeywordDetector
 
         return KeywordDetector(self, keywords, threshold=threshold)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 from pathlib import Path
 from typing import Sequence
@@ -14,6 +16,56 @@ from kerasadml.atomic import atomic_write_json
 DETECTOR_FILE = "detector.json"
 
 
+def as_text_list(texts, name: str = "keywords") -> list[str]:
+    """Keyword texts as a list of ``str``.
+
+    A single ``str`` is **one** keyword (``"stop"`` -> ``["stop"]``, never four letters);
+    any other iterable is taken item by item.
+
+    Raises:
+        TypeError: ``texts`` is ``None`` or not iterable, or an item is not a ``str``
+            (the message names it, e.g. ``keywords[1]``).
+    """
+    if isinstance(texts, str):
+        return [texts]
+    if texts is None:
+        raise TypeError(f"{name} is None; expected a keyword text or a list of them")
+    if isinstance(texts, (bytes, bytearray)):
+        raise TypeError(f"{name} is {type(texts).__name__}; pass text as str")
+    try:
+        items = list(texts)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a str or a list of str, not {type(texts).__name__}"
+        ) from None
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise TypeError(
+                f"{name}[{i}] must be a str, got {type(item).__name__}: {item!r}"
+            )
+    return items
+
+
+def check_threshold(threshold, name: str = "threshold") -> float:
+    """``threshold`` as a float; it must be a finite real number in [-1, 1] (scores are
+    cosines, so a threshold outside that range detects always or never).
+
+    Raises:
+        TypeError: not a real number (e.g. ``None``, a string, a bool).
+        ValueError: NaN, infinite, or outside [-1, 1].
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(threshold).__name__}: {threshold!r}")
+    value = float(threshold)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}; nothing would ever be detected")
+    if not -1.0 <= value <= 1.0:
+        raise ValueError(
+            f"{name} must be in [-1, 1] (scores are cosine similarities), got {value}"
+        )
+    return value
+
+
 class KeywordDetector:
     """Keywords enrolled as text; scores and decisions for audio clips.
 
@@ -22,9 +74,10 @@ class KeywordDetector:
 
     Args:
         model: a trained ``ADML`` model.
-        keywords: the keyword texts to enroll (each must give phonemes).
-        threshold: decision threshold on the cosine score (calibrate it with
-            :meth:`calibrate`).
+        keywords: the keyword texts to enroll (each must give phonemes); a single
+            ``str`` is one keyword.
+        threshold: decision threshold on the cosine score, a finite number in [-1, 1]
+            (calibrate it with :meth:`calibrate`); NaN, inf or out of range raise.
 
     Example:
 
@@ -34,21 +87,45 @@ class KeywordDetector:
     [{'file': 'clip.wav', 'scores': {...}, 'detected': ['stop'], 'best': 'stop'}]
     """
 
-    def __init__(self, model, keywords: Sequence[str], threshold: float = 0.5):
+    def __init__(self, model, keywords: Sequence[str] | str, threshold: float = 0.5):
+        keywords = as_text_list(keywords, "keywords")
         if not keywords:
             raise ValueError("KeywordDetector: keywords is empty")
         self.model = model
-        self.keywords = [str(k) for k in keywords]
-        self.threshold = float(threshold)
+        self.keywords = keywords
+        self.threshold = threshold
         self.keyword_embeddings = model.embed_text(self.keywords)
+
+    @property
+    def threshold(self) -> float:
+        """Decision threshold (finite, in [-1, 1]; checked whenever it is set)."""
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value) -> None:
+        self._threshold = check_threshold(value, "KeywordDetector: threshold")
+
+    @staticmethod
+    def _clips(audio) -> list:
+        # a single path or 1-D array is one clip (as in ADML.embed_audio)
+        if isinstance(audio, (str, bytes, os.PathLike)) or (
+            isinstance(audio, np.ndarray) and audio.ndim == 1
+        ):
+            return [audio]
+        try:
+            return list(audio)
+        except TypeError:
+            raise TypeError(
+                f"audio must be a list of clips (file paths or 16 kHz arrays), not {type(audio).__name__}"
+            ) from None
 
     def scores(self, audio) -> np.ndarray:
         """(N, K) cosine scores of clips (16 kHz arrays or file paths) against the keywords."""
-        return self.model.embed_audio(list(audio)) @ self.keyword_embeddings.T
+        return self.model.embed_audio(self._clips(audio)) @ self.keyword_embeddings.T
 
     def detect(self, audio) -> list[dict]:
         """Per clip: scores per keyword, the keywords at or above threshold, the best one."""
-        audio = list(audio)
+        audio = self._clips(audio)
         scores = self.scores(audio)
         out = []
         for item, row in zip(audio, scores):
@@ -76,10 +153,14 @@ class KeywordDetector:
         """
         from kerasadml.metrics.detection import eer_threshold
 
-        texts = list(texts)
+        audio = self._clips(audio)
+        texts = as_text_list(texts, "texts")
+        if len(texts) != len(audio):
+            raise ValueError(f"calibrate: {len(audio)} clips but {len(texts)} texts")
         scores = self.scores(audio)
         targets = np.array([[t == k for k in self.keywords] for t in texts], int)
-        self.threshold = float(eer_threshold(targets.ravel(), scores.ravel()))
+        # cosines of unit vectors may round to just above 1
+        self.threshold = float(np.clip(eer_threshold(targets.ravel(), scores.ravel()), -1.0, 1.0))
         return self.threshold
 
     def save(self, folder: str | os.PathLike) -> Path:
