@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Sequence
 
 import numpy as np
 
-from kerasadml.data.audio_io import AudioError, load_audio
+from kerasadml.data.audio_io import AudioError, TruncatedAudioWarning, load_audio
+from kerasadml.data.phonemizer import PhonemizerError, UnvoicedTextWarning
 from kerasadml.metrics.detection import average_precision, eer, roc_auc
 
 log = logging.getLogger(__name__)
@@ -17,45 +19,103 @@ log = logging.getLogger(__name__)
 SUBSETS = {"LP_E": ("positive", "easyneg"), "LP_H": ("positive", "hardneg")}
 
 
-def _load_pairs(data, audio_root):
+def _load_pairs(data, audio_root, allow_outside_root: bool = False):
     from kerasadml.data.libriphrase import PairSet, evaluation_pairs, read_libriphrase_csv
 
     if isinstance(data, PairSet):
         return data
     paths = [data] if isinstance(data, (str, os.PathLike)) else list(data)
-    return evaluation_pairs(read_libriphrase_csv(paths), audio_root=audio_root)
+    return evaluation_pairs(
+        read_libriphrase_csv(paths), audio_root=audio_root, allow_outside_root=allow_outside_root
+    )
 
 
-def score_pairs(model, pairs, batch_size: int = 32, progress: bool = True):
-    """Scores ``cos(ea, et)`` of every pair whose audio loads.
+def _voiceable(model, text: str) -> str | None:
+    """``None`` when every part of ``text`` gives phonemes, else why not."""
+    phonemize = getattr(model, "encode_text", None) or model.phonemizer.phonemize
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnvoicedTextWarning)
+        try:
+            phonemize(text)
+        except (PhonemizerError, UnvoicedTextWarning, TypeError) as error:
+            return str(error)
+    return None
+
+
+def score_pairs(model, pairs, batch_size: int = 32, progress: bool = True, details: bool = False):
+    """Scores ``cos(ea, et)`` of every pair whose audio loads and whose text is voiced.
 
     Each distinct clip and text is embedded once. Clips that fail to load are skipped
-    and counted (logged once with their number and the first file).
+    and counted (logged once with their number and the first file); so are texts of which
+    a part gives no phonemes (other scripts, symbols: a keyword the model would hear
+    only partly). Truncated clips (a wav shorter than its header says) are scored as
+    far as they go and counted.
 
     Returns:
         ``(scores, keep, skipped_clips)``: scores of the kept pairs, a boolean mask of kept
-        pairs over ``pairs``, and the number of clips skipped.
+        pairs over ``pairs``, and the number of clips skipped; with ``details=True`` a
+        fourth item, ``{"audio_ok", "text_ok", "truncated_clips", "skipped_texts"}``
+        (masks over pairs, counts).
     """
     from tqdm.auto import tqdm
 
     waves, loaded = [], np.zeros(len(pairs.audio_paths), bool)
     failures: list[str] = []
+    truncated: list[str] = []
     for i, path in enumerate(tqdm(pairs.audio_paths, desc="load audio", disable=not progress, unit="clip")):
-        try:
-            waves.append(load_audio(path))
-            loaded[i] = True
-        except AudioError as error:
-            failures.append(str(error))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TruncatedAudioWarning)
+            try:
+                waves.append(load_audio(path))
+                loaded[i] = True
+            except AudioError as error:
+                failures.append(str(error))
+        for warning in caught:
+            if issubclass(warning.category, TruncatedAudioWarning):
+                truncated.append(str(warning.message))
+            else:
+                warnings.warn_explicit(
+                    warning.message, warning.category, warning.filename, warning.lineno
+                )
     if failures:
         log.warning("skipped %d unreadable clips (first: %s)", len(failures), failures[0])
+    if truncated:
+        log.warning(
+            "%d clips are truncated (shorter than their header says) and were scored as far as "
+            "they go (first: %s)",
+            len(truncated),
+            truncated[0],
+        )
+    texts = list(pairs.texts)
+    text_problems = [_voiceable(model, t) for t in texts]
+    voiced = np.array([p is None for p in text_problems], bool)
+    bad_texts = [p for p in text_problems if p is not None]
+    if bad_texts:
+        log.warning(
+            "skipped the pairs of %d texts that cannot be fully phonemized (first: %s)",
+            len(bad_texts),
+            bad_texts[0],
+        )
     audio_emb = np.zeros((len(pairs.audio_paths), model.embedding_dim), "float32")
     if waves:
         audio_emb[loaded] = model.embed_audio(waves, batch_size=batch_size)
-    text_emb = model.embed_text(list(pairs.texts))
+    text_emb = np.zeros((len(texts), model.embedding_dim), "float32")
+    if voiced.any():
+        text_emb[voiced] = model.embed_text([t for t, ok in zip(texts, voiced) if ok])
     audio_index = np.asarray(pairs.audio_index)
     text_index = np.asarray(pairs.text_index)
-    keep = loaded[audio_index]
+    audio_ok = loaded[audio_index]
+    text_ok = voiced[text_index]
+    keep = audio_ok & text_ok
     scores = np.sum(audio_emb[audio_index[keep]] * text_emb[text_index[keep]], axis=-1)
+    if details:
+        info = {
+            "audio_ok": audio_ok,
+            "text_ok": text_ok,
+            "truncated_clips": len(truncated),
+            "skipped_texts": len(bad_texts),
+        }
+        return scores, keep, len(failures), info
     return scores, keep, len(failures)
 
 
@@ -66,6 +126,7 @@ def evaluate_libriphrase(
     batch_size: int = 32,
     progress: bool = True,
     return_scores: bool = False,
+    allow_outside_root: bool = False,
 ) -> dict:
     """EER, AUC and AP on LP_E and LP_H over the whole set (never averaged per batch).
 
@@ -76,17 +137,32 @@ def evaluate_libriphrase(
         batch_size: clips per embedding batch.
         progress: show progress bars.
         return_scores: also return ``"scores"``, ``"targets"`` and ``"kinds"`` arrays.
+        allow_outside_root: with ``audio_root``, read rows whose audio path is absolute
+            or leaves the root with ``..`` (default: such a row is an error naming it).
 
     Returns:
-        ``{"LP_E": {"EER", "AUC", "AP", "pairs"}, "LP_H": {...}, "pairs": n, "skipped": s}``
-        where ``pairs`` counts scored pairs and ``skipped`` the pairs dropped because
-        their clip could not be read.
+        ``{"LP_E": {"EER", "AUC", "AP", "pairs"}, "LP_H": {...}, "pairs": n, "skipped": s,
+        "skipped_text": t, "truncated": c}`` where ``pairs`` counts scored pairs,
+        ``skipped`` the pairs dropped because their clip could not be read,
+        ``skipped_text`` the other pairs dropped because their text cannot be
+        phonemized in full (``pairs + skipped + skipped_text`` is every pair), and
+        ``truncated`` the clips scored although shorter than their header says.
+
+    Raises:
+        OutsideAudioRootError: a CSV row's audio outside ``audio_root`` (see above).
     """
-    pairs = _load_pairs(data, audio_root)
-    scores, keep, _ = score_pairs(model, pairs, batch_size=batch_size, progress=progress)
+    pairs = _load_pairs(data, audio_root, allow_outside_root)
+    scores, keep, _, info = score_pairs(
+        model, pairs, batch_size=batch_size, progress=progress, details=True
+    )
     targets = np.asarray(pairs.target)[keep].astype(int)
     kinds = np.asarray(pairs.kind)[keep]
-    result: dict = {"pairs": int(keep.sum()), "skipped": int((~keep).sum())}
+    result: dict = {
+        "pairs": int(keep.sum()),
+        "skipped": int((~info["audio_ok"]).sum()),
+        "skipped_text": int((info["audio_ok"] & ~info["text_ok"]).sum()),
+        "truncated": int(info["truncated_clips"]),
+    }
     for name, members in SUBSETS.items():
         sel = np.isin(kinds, members)
         if sel.sum() == 0 or len(np.unique(targets[sel])) < 2:
@@ -113,7 +189,12 @@ def format_table(result: dict, title: str = "") -> str:
             lines.append(
                 f"{name:<8}{r['pairs']:>8}{100 * r['EER']:>9.2f}{100 * r['AUC']:>9.2f}{100 * r['AP']:>9.2f}"
             )
-    lines.append(f"pairs scored: {result['pairs']}, skipped (unreadable audio): {result['skipped']}")
+    line = f"pairs scored: {result['pairs']}, skipped (unreadable audio): {result['skipped']}"
+    if result.get("skipped_text"):
+        line += f", skipped (text without phonemes): {result['skipped_text']}"
+    if result.get("truncated"):
+        line += f"; truncated clips (scored as far as they go): {result['truncated']}"
+    lines.append(line)
     return "\n".join(lines)
 
 
