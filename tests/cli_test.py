@@ -70,3 +70,30 @@ def test_synth_av_train_evaluate(tmp_path):
     assert main(["evaluate", str(run / "model"), "--data", str(h5), "--json", str(tmp_path / "r.json")]) == 0
     result = json.loads((tmp_path / "r.json").read_text())
     assert 0.0 <= result["MAP"] <= 1.0 and "R@1" in result
+
+
+def test_numeric_flags_are_usage_errors_not_hangs(tmp_path, capsys):
+    h5 = str(FIXTURES / "av" / "layout_a.h5")
+    for flags in (["--epochs", "0"], ["--epochs", "-1"], ["--steps-per-epoch", "0"], ["--batch-size", "1"]):
+        argv = ["train", "--preset", "aadml_avdigits", "--data", h5, "--out", str(tmp_path / "run"), *flags]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert flags[0] in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+@pytest.mark.slow
+def test_train_refuses_a_stale_backup_and_fresh_starts_over(tmp_path, capsys):
+    h5 = str(FIXTURES / "av" / "layout_a.h5")
+    run = tmp_path / "run"
+    (run / "backup").mkdir(parents=True)
+    stale = {"format": 1, "fingerprint": {"class": "AADML", "parameters": 12, "digest": "another-run"},
+             "checkpoints": [{"epoch": 3, "weights": "epoch00003.weights.h5", "bytes": 1, "sha256": "0"}]}
+    (run / "backup" / "backup.json").write_text(json.dumps(stale))
+    argv = ["train", "--preset", "aadml_avdigits", "--data", h5, "--out", str(run),
+            "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "6"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert str(run / "backup") in err and "--fresh" in err and "Traceback" not in err
+    assert main(argv + ["--fresh"]) == 0
+    assert (run / "model" / "model.weights.h5").is_file() and not (run / "backup").exists()
