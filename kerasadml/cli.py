@@ -354,6 +354,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    if not str(args.model).endswith(".keras"):
+        _preset_class(args.model)  # an unknown preset or a bad config.json first (cheap)
     if args.json:
         _check_output_file(args.json, "--json")
     h5 = _is_h5(args.data)
