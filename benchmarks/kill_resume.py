@@ -1,6 +1,9 @@
 """Kill ``kerasadml synth`` and ``kerasadml train`` with SIGKILL at random points, resume,
 and check that nothing was lost (issue 13).
 
+The first interruption of each command is a SIGINT (what Ctrl-C sends: the command must
+exit 130 with ``interrupted; resume with the same command``), the others SIGKILL.
+
 * ``synth``: a tiny SynthPhrase build is killed ``--kills`` times (the whole process
   group, synthesis processes included) at a random moment after it has written clips of
   its own, then run to the end; every file (clips, CSVs, manifest; not ``summary.json``, which holds timings)
@@ -48,9 +51,10 @@ def _env() -> dict:
     return env
 
 
-def _run_until_killed(cmd, ready, delay: float, timeout: float = 300.0, cwd=None) -> dict:
+def _run_until_killed(cmd, ready, delay: float, timeout: float = 300.0, cwd=None, sig=signal.SIGKILL) -> dict:
     """Start ``cmd`` in its own process group; once ``ready()`` holds, wait ``delay`` s and
-    SIGKILL the group. Returns {"killed": bool, "returncode", "stderr"}."""
+    send ``sig`` to the group (SIGKILL; SIGINT is what Ctrl-C sends). Returns
+    {"killed": bool, "returncode", "stderr"}."""
     process = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
         env=_env(), cwd=cwd,
@@ -66,7 +70,7 @@ def _run_until_killed(cmd, ready, delay: float, timeout: float = 300.0, cwd=None
         while process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+            os.killpg(process.pid, sig)
             killed = True
         _, stderr = process.communicate(timeout=timeout)
     finally:
@@ -84,11 +88,18 @@ def _files(folder: Path) -> dict[str, bytes]:
     }
 
 
+def _check_ctrl_c(result: dict) -> None:
+    """A run stopped by SIGINT exits 130 with the one-line message, no traceback."""
+    if result["killed"] and result["returncode"] != 0:
+        assert result["returncode"] == 130, result["stderr"][-2000:]
+        assert "interrupted; resume with the same command" in result["stderr"], result["stderr"][-2000:]
+
+
 def kill_resume_synth(workdir: Path, kills: int, rng: random.Random, size: str = "tiny",
                       reference: Path | None = None, max_delay: float = 0.4) -> dict:
-    """Kill a SynthPhrase build ``kills`` times, finish it, compare with ``reference``
-    (built uninterrupted here when not given). Returns a report; raises AssertionError
-    when the result differs."""
+    """Interrupt a SynthPhrase build ``kills`` times (the first with Ctrl-C's SIGINT, the
+    others with SIGKILL), finish it, compare with ``reference`` (built uninterrupted here
+    when not given). Returns a report; raises AssertionError when the result differs."""
     workdir = Path(workdir)
     if reference is None:
         reference = workdir / "reference"
@@ -106,11 +117,14 @@ def kill_resume_synth(workdir: Path, kills: int, rng: random.Random, size: str =
             return 0
 
     delays, killed = [], 0
-    for _ in range(kills):
+    for attempt in range(kills):
         delay = rng.uniform(0.0, max_delay)
         before = recorded()  # kill once this run has written clips of its own
-        result = _run_until_killed(cmd, lambda: recorded() > before, delay)
+        sig = signal.SIGINT if attempt == 0 else signal.SIGKILL
+        result = _run_until_killed(cmd, lambda: recorded() > before, delay, sig=sig)
         assert "Traceback" not in result["stderr"], result["stderr"]
+        if sig == signal.SIGINT:
+            _check_ctrl_c(result)
         delays.append(round(delay, 3))
         killed += result["killed"]
         if result["returncode"] == 0:  # finished before the kill
@@ -138,8 +152,9 @@ def _newest_epoch(backup: Path) -> int | None:
 
 def kill_resume_train(workdir: Path, kills: int, rng: random.Random, epochs: int = 40,
                       max_delay: float = 0.8) -> dict:
-    """Kill an AADML training run ``kills`` times after a random delay past a new backup;
-    every restart must resume after the newest recorded epoch; the last one finishes."""
+    """Interrupt an AADML training run ``kills`` times (the first with Ctrl-C's SIGINT,
+    the others with SIGKILL) a random delay after a new backup; every restart must resume
+    after the newest recorded epoch; the last one finishes."""
     workdir = Path(workdir)
     out = workdir / "run"
     shutil.rmtree(out, ignore_errors=True)
@@ -149,10 +164,14 @@ def kill_resume_train(workdir: Path, kills: int, rng: random.Random, epochs: int
         "--epochs", str(epochs), "--steps-per-epoch", "2", "--batch-size", "6",
     )
     resumed_at, killed, expected = [], 0, None
-    for _ in range(kills):
+    for attempt in range(kills):
         before = _newest_epoch(backup) or 0
-        result = _run_until_killed(cmd, lambda: (_newest_epoch(backup) or 0) > before, rng.uniform(0.0, max_delay))
+        sig = signal.SIGINT if attempt == 0 else signal.SIGKILL
+        result = _run_until_killed(cmd, lambda: (_newest_epoch(backup) or 0) > before, rng.uniform(0.0, max_delay),
+                                   sig=sig)
         assert "Traceback" not in result["stderr"], result["stderr"]
+        if sig == signal.SIGINT:
+            _check_ctrl_c(result)
         match = _RESUMED.search(result["stderr"])
         if expected:
             assert match and int(match.group(2)) == expected, (expected, result["stderr"][-2000:])

@@ -1,7 +1,8 @@
-"""kill -9 at random points, then resume (issue 13): ``synth`` ends byte-identical to an
-uninterrupted build; ``train`` resumes after the last complete epoch each time and saves
-a preset that loads. Three kills per command here; ``benchmarks/kill_resume.py`` does
-more (``--kills 10``)."""
+"""Ctrl-C once, then kill -9 at random points, then resume (issue 13): ``synth`` ends
+byte-identical to an uninterrupted build; ``train`` resumes after the last complete epoch
+each time and saves a preset that loads; Ctrl-C exits 130 with "interrupted; resume with
+the same command". Three interruptions per command here; ``benchmarks/kill_resume.py``
+does more (``--kills 10``)."""
 
 from __future__ import annotations
 
