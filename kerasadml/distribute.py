@@ -59,6 +59,8 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+from kerasadml._keras_compat import LocalReplicaSymbolicBuildMixin
+
 log = logging.getLogger(__name__)
 
 _JAX_INITIALIZED = False
@@ -256,7 +258,7 @@ def replica_batches(dataset, num_replicas_: int):
     return dataset.unbatch().batch(int(rows) * int(num_replicas_), drop_remainder=True)
 
 
-class MultiWorkerDictInputsMixin:
+class MultiWorkerDictInputsMixin(LocalReplicaSymbolicBuildMixin):
     """Lets a Keras model with dict inputs ``fit`` under ``MultiWorkerMirroredStrategy``.
 
     Keras' TensorFlow trainer builds the model symbolically from the first distributed
@@ -264,7 +266,8 @@ class MultiWorkerDictInputsMixin:
     cannot do for a dict of per-replica values (keras-team/keras#20329: "Attempt to
     convert a value ({'audio': PerReplica...}) with an unsupported type"). Only the
     batch's shapes and dtypes matter for that build, so this mixin builds from the first
-    local replica's batch instead. Other backends and strategies are unchanged.
+    local replica's batch instead (:class:`kerasadml._keras_compat.LocalReplicaSymbolicBuildMixin`,
+    which overrides a private Keras hook). Other backends and strategies are unchanged.
 
     The same engine then reduces each step's logs with ``strategy.reduce("MEAN", v,
     axis=0)``, which fails on Keras' scalar logs ("Invalid reduction dimension 0 for
@@ -290,22 +293,6 @@ class MultiWorkerDictInputsMixin:
 
     def test_step(self, *args, **kwargs):
         return self._vector_logs(super().test_step(*args, **kwargs))
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if iterator is not None and _backend() == "tensorflow" and getattr(self, "_distribute_strategy", None):
-            import tensorflow as tf
-
-            for _, _, it in iterator:
-                batch = next(it)
-                data_batch = keras.tree.map_structure(
-                    lambda v: self._distribute_strategy.experimental_local_results(v)[0]
-                    if isinstance(v, tf.distribute.DistributedValues)
-                    else v,
-                    batch,
-                )
-                break
-            iterator = None
-        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
 
 __all__ = [

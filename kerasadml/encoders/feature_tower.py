@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import keras
-from keras import ops
+
+from kerasadml.ops import L2_EPSILON, l2_normalize
 
 
 @keras.saving.register_keras_serializable(package="kerasadml")
-class L2Normalize(keras.layers.Layer):
-    """Rows divided by their L2 norm (with an epsilon, so zero rows stay finite).
+class L2Normalize(keras.layers.UnitNormalization):
+    """Deprecated: kept only so that saved models and configs that name it still load.
+
+    New code uses ``keras.layers.UnitNormalization`` (as :class:`FeatureTower` does). This
+    thin subclass accepts the old ``epsilon`` argument and keeps the old numerics,
+    ``x / sqrt(max(sum x^2, epsilon))`` (:func:`kerasadml.ops.l2_normalize`), which equal
+    ``UnitNormalization``'s for every row of norm >= ``sqrt(epsilon)`` (1e-6).
 
     Example:
 
@@ -17,16 +23,12 @@ class L2Normalize(keras.layers.Layer):
     [[0.6, 0.8]]
     """
 
-    def __init__(self, epsilon: float = 1e-12, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, epsilon: float = L2_EPSILON, axis: int = -1, **kwargs):
+        super().__init__(axis=axis, **kwargs)
         self.epsilon = float(epsilon)
 
     def call(self, inputs):
-        norm = ops.sqrt(ops.maximum(ops.sum(ops.square(inputs), axis=-1, keepdims=True), self.epsilon))
-        return inputs / norm
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
+        return l2_normalize(inputs, axis=self.axis, epsilon=self.epsilon)
 
     def get_config(self):
         config = super().get_config()
@@ -36,7 +38,7 @@ class L2Normalize(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="kerasadml")
 class FeatureTower(keras.Model):
-    """Dense(hidden) -> BatchNorm -> ReLU -> Dropout -> Dense(D) -> L2 normalisation.
+    """Dense(hidden) -> BatchNorm -> ReLU -> Dropout -> Dense(D) -> ``UnitNormalization``.
 
     A functional model (docs/methods.md §2.1, reconstruction); one per modality.
 
@@ -70,7 +72,7 @@ class FeatureTower(keras.Model):
         x = keras.layers.ReLU(name="relu")(x)
         x = keras.layers.Dropout(dropout, name="dropout")(x)
         x = keras.layers.Dense(embedding_dim, name="projection")(x)
-        outputs = L2Normalize(name="l2")(x)
+        outputs = keras.layers.UnitNormalization(name="l2")(x)
         super().__init__(inputs=features, outputs=outputs, **kwargs)
         self.input_dim = int(input_dim)
         self.hidden_units = int(hidden_units)

@@ -6,12 +6,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from kerasadml.ops import l2_normalize
+
 _AGGREGATIONS = ("attention", "mean")
-
-
-def _l2_normalize(x, epsilon: float = 1e-12):
-    norm = ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), epsilon**2))
-    return x / norm
 
 
 @keras.saving.register_keras_serializable(package="kerasadml")
@@ -127,7 +124,7 @@ class AnchorAwareProxy(keras.layers.Layer):
         nearest first; invalid items (``mask`` False) rank below every valid one."""
         z = ops.convert_to_tensor(z)
         self._check_shape(z.shape)
-        zn = _l2_normalize(ops.stop_gradient(z))
+        zn = l2_normalize(ops.stop_gradient(z))
         sim = ops.matmul(zn, ops.transpose(zn))
         n = ops.shape(sim)[0]
         ids = ops.arange(n)
@@ -175,7 +172,7 @@ class AnchorAwareProxy(keras.layers.Layer):
             scores = weights / ops.sum(weights, axis=1, keepdims=True)
             proxies = ops.sum(group * scores[:, :, None], axis=1)
         if self.normalize:
-            proxies = _l2_normalize(proxies)
+            proxies = l2_normalize(proxies)
         return proxies, ops.cast(scores, proxies.dtype)
 
     def compute_output_shape(self, input_shape):

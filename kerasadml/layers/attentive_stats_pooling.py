@@ -6,29 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-
-def _large_negative(dtype) -> float:
-    """A large negative logit for masked frames that stays finite in ``dtype``."""
-    return -3.0e4 if keras.backend.standardize_dtype(dtype) == "float16" else -1.0e9
-
-
-def _concrete_value(x):
-    """``x`` as a numpy array when its value is known at call time (an eager call), else
-    ``None`` (a symbolic Keras tensor, a ``tf.function`` graph tensor or a JAX tracer).
-
-    Used only to reject an all-padding sample with a clear error when that can be seen
-    without tracing. Traced tensors refuse conversion to numpy (TensorFlow raises
-    ``NotImplementedError``, JAX a ``TracerArrayConversionError``), which is what tells them
-    apart here without importing a backend.
-    """
-    if isinstance(x, np.ndarray):
-        return x
-    if keras.backend.is_keras_tensor(x):
-        return None
-    try:
-        return np.asarray(ops.convert_to_numpy(x))
-    except (NotImplementedError, TypeError):  # a traced tensor: its value is not known yet
-        return None
+from kerasadml.ops import concrete_value, large_negative
 
 
 @keras.saving.register_keras_serializable(package="kerasadml")
@@ -162,7 +140,7 @@ class AttentiveStatsPooling(keras.layers.Layer):
                     "AttentiveStatsPooling: mask must have shape (batch, time) of inputs, got "
                     f"mask.shape={mask_shape} and inputs.shape={tuple(inputs.shape)}"
                 )
-            value = _concrete_value(mask)
+            value = concrete_value(mask)
             if value is not None and value.size and not np.all(np.any(value, axis=1)):
                 empty = np.flatnonzero(~np.any(value, axis=1)).tolist()
                 raise ValueError(
@@ -200,7 +178,7 @@ class AttentiveStatsPooling(keras.layers.Layer):
         if keras.backend.standardize_dtype(logits.dtype) in ("float16", "bfloat16"):
             logits = ops.cast(logits, "float32")  # softmax in float32 under mixed precision
         if mask is not None:
-            logits = ops.where(valid, logits, _large_negative(logits.dtype))
+            logits = ops.where(valid, logits, large_negative(logits.dtype))
         alpha = ops.cast(ops.softmax(logits, axis=1), x.dtype)
         if mask is not None:
             alpha = alpha * frame_w  # an all-padding sample: zero weights, not uniform

@@ -6,10 +6,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-try:  # Keras >= 3.10
-    from keras.src.layers.preprocessing.data_layer import DataLayer as _DataLayer
-except ImportError:  # Keras 3.8 / 3.9
-    from keras.src.layers.preprocessing.tf_data_layer import TFDataLayer as _DataLayer
+from kerasadml._keras_compat import DataLayer
+from kerasadml.ops import concrete_value
 
 
 def _hz_to_mel_htk(hz):
@@ -41,19 +39,8 @@ def htk_mel_matrix(
     return np.pad(weights, [[1, 0], [0, 0]]).astype(np.float32)
 
 
-def _concrete(x):
-    """``x`` as a numpy array when it has a value now (numpy, eager tensor, concrete jax
-    array), else ``None`` (symbolic tf tensor, jax tracer)."""
-    if x is None:
-        return None
-    try:
-        return np.asarray(keras.ops.convert_to_numpy(x)) if not isinstance(x, np.ndarray) else x
-    except Exception:  # noqa: BLE001  (symbolic tensors raise backend-specific errors)
-        return None
-
-
 @keras.saving.register_keras_serializable(package="kerasadml")
-class LogMelSpectrogram(_DataLayer):
+class LogMelSpectrogram(DataLayer):
     """Waveforms to mean-normalised log-mel features, usable in a model and in ``tf.data``.
 
     For each clip: frames of ``frame_length`` samples every ``frame_step`` samples with
@@ -174,7 +161,7 @@ class LogMelSpectrogram(_DataLayer):
                 f"({self.frame_length} samples = "
                 f"{1000 * self.frame_length / self.sample_rate:g} ms)"
             )
-        values = _concrete(lengths)
+        values = concrete_value(lengths)
         if values is not None:
             values = np.asarray(values)
             if values.ndim != 1 or (shape[0] is not None and values.shape[0] != shape[0]):

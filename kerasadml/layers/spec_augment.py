@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import keras
 
-from kerasadml.layers.log_mel import _DataLayer
+from kerasadml._keras_compat import DataLayer, data_layer_seed_generator
 
 
 @keras.saving.register_keras_serializable(package="kerasadml")
-class SpecAugment(_DataLayer):
+class SpecAugment(DataLayer):
     """Random frequency and time masks on ``(B, T, F)`` features; identity unless training.
 
     In training, each clip gets ``freq_masks`` bands of ``w ~ U{0..freq_width}`` adjacent
@@ -101,7 +101,7 @@ class SpecAugment(_DataLayer):
             raise ValueError(
                 f"SpecAugment expects (batch, frames, bins), got shape {tuple(features.shape)}"
             )
-        seed = self._get_seed_generator(b._backend)
+        seed = data_layer_seed_generator(self)
         shape = b.shape(features)
         batch, frames, bins = shape[0], shape[1], shape[2]
         masked = b.numpy.zeros((batch, frames, bins), dtype="bool")

@@ -31,10 +31,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-
-def _l2_normalize(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, np.finfo(x.dtype).tiny)
+from kerasadml.ops import l2_normalize_np
 
 
 def _validate(query_emb, query_labels, gallery_emb, gallery_labels, chunk_size):
@@ -74,10 +71,12 @@ def _validate(query_emb, query_labels, gallery_emb, gallery_labels, chunk_size):
     # gathered labels stay 4 bytes an item whatever the label type (ints, strings).
     _, codes = np.unique(np.concatenate([query_labels, gallery_labels]), return_inverse=True)
     codes = codes.reshape(-1).astype(np.int32)
+    # the smallest epsilon: cosines stay scale-free down to the tiniest norms
+    eps = np.finfo(dtype).tiny
     return (
-        _l2_normalize(query_emb.astype(dtype)),
+        l2_normalize_np(query_emb.astype(dtype), axis=1, epsilon=eps),
         codes[: query_labels.shape[0]],
-        _l2_normalize(gallery_emb.astype(dtype)),
+        l2_normalize_np(gallery_emb.astype(dtype), axis=1, epsilon=eps),
         codes[query_labels.shape[0] :],
         int(chunk_size),
     )

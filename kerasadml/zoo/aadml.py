@@ -12,13 +12,10 @@ from kerasadml.distribute import MultiWorkerDictInputsMixin, scale_loss_for_repl
 from kerasadml.encoders.feature_tower import FeatureTower
 from kerasadml.losses.contrastive import AAContrastive, SupervisedContrastive
 from kerasadml.losses.triplet import AATriplet, Triplet
+from kerasadml.ops import l2_normalize_np
 from kerasadml.zoo.presets import PresetMixin
 
 METRIC_LOSSES = ("aa_triplet", "aa_contrastive", "triplet", "contrastive")
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 @keras.saving.register_keras_serializable(package="kerasadml")
@@ -244,7 +241,7 @@ class AADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
             # Under a tf.distribute strategy, predict_on_batch runs the whole batch on every
             # replica and concatenates the copies: keep the first.
             out.append(emb[: len(chunk)])
-        return _unit_rows(np.concatenate(out, 0)) if out else np.zeros((0, self.embedding_dim), "float32")
+        return l2_normalize_np(np.concatenate(out, 0)) if out else np.zeros((0, self.embedding_dim), "float32")
 
     def retrieve(
         self,
