@@ -8,12 +8,11 @@ import math
 import keras
 from keras import ops
 
-from kerasadml.losses.base import MetricLoss, validate_embeddings
-from kerasadml.losses.sphereface2 import check_class_labels, l2_normalize
+from kerasadml.losses.cosine_classifier import CosineClassifierLoss
 
 
 @keras.saving.register_keras_serializable(package="kerasadml")
-class AAMSoftmax(MetricLoss):
+class AAMSoftmax(CosineClassifierLoss):
     """AAM-softmax (ArcFace): softmax cross-entropy with an additive angular margin.
 
     With ``cos_i = cos(e, w_i)`` and ``theta_y`` the angle to the target class,
@@ -63,50 +62,19 @@ class AAMSoftmax(MetricLoss):
         kernel_initializer="glorot_normal",
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        if int(num_classes) < 2:
-            raise ValueError(f"AAMSoftmax: num_classes must be >= 2, got {num_classes}")
+        super().__init__(num_classes, scale, margin, kernel_initializer, **kwargs)
         if scale <= 0 or not 0.0 <= margin < math.pi / 2:
             raise ValueError(
                 f"AAMSoftmax: need scale > 0 and 0 <= margin < pi/2, got scale={scale}, margin={margin}"
             )
-        self.num_classes = int(num_classes)
-        self.scale = float(scale)
-        self.margin = float(margin)
         self.easy_margin = bool(easy_margin)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel = None
-        self.supports_masking = True  # ``mask`` is a call argument; outputs carry none
-
-    def build(self, input_shape):
-        if len(input_shape) != 2 or input_shape[-1] is None:
-            raise ValueError(
-                f"AAMSoftmax: embeddings must have rank 2 (batch, D) with D known, "
-                f"got shape {tuple(input_shape)}"
-            )
-        self.kernel = self.add_weight(
-            shape=(int(input_shape[-1]), self.num_classes),
-            initializer=self.kernel_initializer,
-            name="kernel",
-        )
-        self.built = True
-
-    def cosine(self, embeddings):
-        """(B, C) cosines between the embeddings and the class weights."""
-        embeddings = ops.convert_to_tensor(embeddings)
-        validate_embeddings(f"{self.name}: embeddings", embeddings)
-        if not self.built:
-            self.build(tuple(embeddings.shape))
-        e = l2_normalize(ops.cast(embeddings, self.kernel.dtype), axis=-1)
-        w = l2_normalize(ops.convert_to_tensor(self.kernel), axis=0)
-        return ops.matmul(e, w)
 
     def logits(self, embeddings):
         """(B, C) margin-free logits ``s * cos`` (for prediction)."""
         return self.scale * self.cosine(embeddings)
 
     def call(self, embeddings, labels, mask=None):
-        labels = check_class_labels(self.name, labels, self.num_classes, mask)
+        labels = self.class_ids(labels, mask)
         cos = self.cosine(embeddings)
         onehot = ops.one_hot(labels, self.num_classes, dtype=cos.dtype)
         sin = ops.sqrt(ops.maximum(1.0 - ops.square(cos), 1e-12))
@@ -121,26 +89,13 @@ class AAMSoftmax(MetricLoss):
         logits = self.scale * ops.where(onehot > 0, phi, cos)
         target = ops.sum(logits * onehot, axis=-1)
         loss = ops.logsumexp(logits, axis=-1) - target
-        if mask is not None:
-            valid = ops.reshape(ops.cast(mask, "bool"), (-1,))
-            loss = ops.where(valid, loss, ops.zeros_like(loss))
-        return loss
-
-    def compute_mask(self, *args, **kwargs):
-        return None
-
-    def compute_output_shape(self, embeddings_shape, labels_shape=None, mask_shape=None):
-        return (embeddings_shape[0],)
+        return self.mask_loss(loss, mask)
 
     def get_config(self):
         config = super().get_config()
         config.update(
             {
-                "num_classes": self.num_classes,
-                "scale": self.scale,
-                "margin": self.margin,
                 "easy_margin": self.easy_margin,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }
         )
         return config

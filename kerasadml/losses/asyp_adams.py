@@ -5,41 +5,17 @@ from __future__ import annotations
 import math
 
 import keras
-import numpy as np
 from keras import ops
 
-from kerasadml.losses.base import MetricLoss, cosine_similarity_matrix, masked_mean, validate_embeddings
-from kerasadml.losses.multi_similarity import _bool_mask, _flat_labels, log1p_sum_exp
-
-
-def _concrete_numpy(x):
-    """``x`` as a numpy array when its values are known now (numpy, eager tensors), else
-    None (symbolic tensors: a ``tf.function`` graph, a JAX tracer inside ``jit``)."""
-    if x is None or isinstance(x, np.ndarray):
-        return x
-    try:
-        return np.asarray(ops.convert_to_numpy(x))
-    except Exception:  # noqa: BLE001 -- symbolic: the values are not known at trace time
-        return None
-
-
-def check_labels_in_range(name: str, labels, num_classes: int, mask=None) -> None:
-    """Raise ``ValueError`` if concrete ``labels`` (where ``mask`` is True) fall outside
-    ``[0, num_classes)``. Symbolic labels (inside ``jit``/``tf.function``) cannot be
-    checked; callers clip them instead."""
-    values = _concrete_numpy(labels)
-    if values is None:
-        return
-    values = values.reshape(-1)
-    valid = _concrete_numpy(mask)
-    if valid is not None:
-        values = values[np.asarray(valid, bool).reshape(-1)]
-    bad = values[(values < 0) | (values >= num_classes)]
-    if bad.size:
-        raise ValueError(
-            f"{name} must lie in [0, {num_classes}) (num_classes={num_classes}); "
-            f"got out-of-range values {sorted(set(bad.tolist()))[:10]}"
-        )
+from kerasadml.losses.base import (
+    MetricLoss,
+    cosine_similarity_matrix,
+    log1p_sum_exp,
+    masked_mean,
+    pair_masks,
+    validate_embeddings,
+)
+from kerasadml.ops import bool_mask, class_ids, flat_labels
 
 
 def _inverse_softplus(y: float) -> float:
@@ -80,10 +56,10 @@ def asyp_per_sample(
     lambda_p = ops.cast(lambda_p, dtype)
     beta_x = ops.cast(beta_x, dtype)
     lambda_x = ops.cast(lambda_x, dtype)
-    same = ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(ops.cast(proxy_labels, labels.dtype), 0))
-    valid = ops.logical_and(ops.expand_dims(mask, 1), ops.expand_dims(proxy_mask, 0))
-    positive = ops.logical_and(valid, same)
-    negative = ops.logical_and(valid, ops.logical_not(same))
+    _, positive, negative = pair_masks(labels, proxy_labels, mask, proxy_mask)
+    # pairs of valid data points only (both terms reduce over them)
+    positive = ops.logical_and(positive, ops.expand_dims(mask, 1))
+    negative = ops.logical_and(negative, ops.expand_dims(mask, 1))
 
     # Positive term, one value per proxy p: reduce over the data axis.
     pos_p = log1p_sum_exp(-alpha_p * (sim - lambda_p), positive, axis=0) / alpha_p
@@ -231,14 +207,12 @@ class AsyPAdaMS(MetricLoss):
     def call(self, embeddings, labels, proxies, proxy_labels, mask=None, proxy_mask=None):
         validate_embeddings("embeddings", embeddings)
         validate_embeddings("proxies", proxies)
-        labels = _flat_labels("labels", labels)
-        proxy_labels = _flat_labels("proxy_labels", proxy_labels)
-        mask = _bool_mask(mask, labels)
-        proxy_mask = _bool_mask(proxy_mask, proxy_labels)
-        check_labels_in_range("labels", labels, self.num_classes, mask)
-        check_labels_in_range("proxy_labels", proxy_labels, self.num_classes, proxy_mask)
-        data_idx = ops.clip(ops.cast(labels, "int32"), 0, self.num_classes - 1)
-        proxy_idx = ops.clip(ops.cast(proxy_labels, "int32"), 0, self.num_classes - 1)
+        labels = flat_labels("labels", labels)
+        proxy_labels = flat_labels("proxy_labels", proxy_labels)
+        mask = bool_mask(mask, labels)
+        proxy_mask = bool_mask(proxy_mask, proxy_labels)
+        data_idx = class_ids("labels", labels, self.num_classes, mask)
+        proxy_idx = class_ids("proxy_labels", proxy_labels, self.num_classes, proxy_mask)
         alphas, betas, lambdas = self.alphas(), self.betas(), self.lambdas()
         sim = ops.cast(cosine_similarity_matrix(embeddings, proxies), "float32")
         return asyp_per_sample(

@@ -1,8 +1,15 @@
-"""The shared base of kerasadml's metric losses and a few small helpers.
+"""The shared base of kerasadml's metric losses and the helpers they share.
 
 Every metric loss of kerasadml is a ``keras.layers.Layer`` (see :class:`MetricLoss`),
 so that it can own trainable weights (proxies, per-class margins, a bias) that are
 trained, saved and restored with the model that owns it.
+
+The pair machinery of the pair-based losses lives here too: :func:`resolve_references`
+(anchors vs references, or a set against itself), :func:`pair_masks` (valid anchors,
+positive and negative pairs) and :func:`log1p_sum_exp` (the stable soft maximum of the
+Multi-Similarity family). Generic helpers (L2 normalisation, label and mask shapes,
+label range checks) are in :mod:`kerasadml.ops`. Loss modules import from here and from
+``kerasadml.ops``, never from each other's private names.
 """
 
 from __future__ import annotations
@@ -10,18 +17,19 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from kerasadml.ops import l2_normalize
+
 
 def cosine_similarity_matrix(a, b, epsilon: float = 1e-12):
     """Cosine similarities between the rows of ``a`` (N, D) and ``b`` (M, D): (N, M).
 
-    Rows are L2-normalised as ``x / sqrt(max(sum x^2, epsilon))`` (a zero row gives
-    zeros, never NaN), then multiplied.
+    Rows are L2-normalised as ``x / sqrt(max(sum x^2, epsilon))``
+    (:func:`kerasadml.ops.l2_normalize`: a zero row gives zeros, never NaN), then
+    multiplied.
     """
     a = ops.convert_to_tensor(a)
     b = ops.cast(ops.convert_to_tensor(b), a.dtype)
-    a = a * ops.rsqrt(ops.maximum(ops.sum(ops.square(a), axis=-1, keepdims=True), epsilon))
-    b = b * ops.rsqrt(ops.maximum(ops.sum(ops.square(b), axis=-1, keepdims=True), epsilon))
-    return ops.matmul(a, ops.transpose(b))
+    return ops.matmul(l2_normalize(a, epsilon=epsilon), ops.transpose(l2_normalize(b, epsilon=epsilon)))
 
 
 def masked_mean(values, mask=None, axis=None, keepdims: bool = False):
@@ -70,6 +78,78 @@ def validate_embeddings(name: str, x, rank: int = 2):
     return x
 
 
+def log1p_sum_exp(x, mask, axis: int = -1):
+    """``log(1 + sum_{mask} exp(x))`` along ``axis``, computed stably.
+
+    Equals ``logsumexp([0, x_masked...])``: the shift ``m = max(0, max x_masked)`` is
+    taken out before exponentiating, and masked entries are replaced by zeros before
+    ``exp`` so that neither their values nor their gradients can overflow. An empty
+    mask gives exactly 0.
+    """
+    mask = ops.cast(mask, "bool")
+    x_safe = ops.where(mask, x, ops.zeros_like(x))
+    shift = ops.stop_gradient(ops.max(x_safe, axis=axis, keepdims=True))  # >= 0
+    terms = ops.where(mask, ops.exp(x_safe - shift), ops.zeros_like(x))
+    total = ops.exp(-shift) + ops.sum(terms, axis=axis, keepdims=True)  # >= 1
+    return ops.squeeze(shift + ops.log(total), axis=axis)
+
+
+def resolve_references(name, embeddings, labels, ref_embeddings, ref_labels, mask, ref_mask):
+    """Check the inputs of a pair-based loss and fill in its references.
+
+    Returns ``(embeddings, labels, refs, ref_labels, ref_mask, same_set)``: without
+    ``ref_embeddings`` the embeddings are their own references (``same_set`` True; the
+    reference mask then defaults to ``mask``). Labels come back flattened to (N,).
+    Raises ``ValueError`` naming ``name`` for ``ref_labels`` without ``ref_embeddings``
+    (or the reverse), a rank other than 2, or different widths.
+    """
+    embeddings = ops.convert_to_tensor(embeddings)
+    validate_embeddings(f"{name}: embeddings", embeddings)
+    labels = ops.reshape(labels, (-1,))
+    same_set = ref_embeddings is None
+    if same_set:
+        if ref_labels is not None:
+            raise ValueError(f"{name}: ref_labels given without ref_embeddings")
+        return embeddings, labels, embeddings, labels, mask if ref_mask is None else ref_mask, True
+    if ref_labels is None:
+        raise ValueError(f"{name}: ref_embeddings need ref_labels")
+    refs = ops.convert_to_tensor(ref_embeddings)
+    validate_embeddings(f"{name}: ref_embeddings", refs)
+    d_a, d_r = embeddings.shape[-1], refs.shape[-1]
+    if d_a is not None and d_r is not None and d_a != d_r:
+        raise ValueError(
+            f"{name}: embeddings and ref_embeddings must have the same width, got {d_a} and {d_r}"
+        )
+    return embeddings, labels, refs, ops.reshape(ref_labels, (-1,)), ref_mask, False
+
+
+def pair_masks(labels, ref_labels, mask=None, ref_mask=None, exclude_self=False):
+    """(N,) valid anchors and (N, M) positive / negative pair masks.
+
+    Positive: same label and a valid reference (and, with ``exclude_self``, not the
+    anchor's own item, i.e. ``i != j``); negative: other label and a valid reference.
+    The anchor's own validity is returned separately (``valid_anchor``), not folded into
+    the pairs; AND it in (``positive & valid_anchor[:, None]``) where masked anchors must
+    have no pairs at all.
+    """
+    n, m = ops.shape(labels)[0], ops.shape(ref_labels)[0]
+    valid_anchor = (
+        ops.ones((n,), "bool") if mask is None else ops.reshape(ops.cast(mask, "bool"), (-1,))
+    )
+    valid_ref = (
+        ops.ones((m,), "bool")
+        if ref_mask is None
+        else ops.reshape(ops.cast(ref_mask, "bool"), (-1,))
+    )
+    same = ops.equal(labels[:, None], ops.cast(ref_labels, labels.dtype)[None, :])
+    positive = ops.logical_and(same, valid_ref[None, :])
+    negative = ops.logical_and(ops.logical_not(same), valid_ref[None, :])
+    if exclude_self:
+        ids = ops.arange(n)
+        positive = ops.logical_and(positive, ops.not_equal(ids[:, None], ops.arange(m)[None, :]))
+    return valid_anchor, positive, negative
+
+
 class MetricLoss(keras.layers.Layer):
     """Base class of kerasadml's metric losses: a Keras layer that returns per-sample losses.
 
@@ -94,7 +174,9 @@ class MetricLoss(keras.layers.Layer):
       precision the inputs are cast up and the loss is computed in float32.
 
     Helpers for subclasses: :func:`cosine_similarity_matrix`, :func:`masked_mean`,
-    :func:`validate_embeddings`, :func:`reduce_loss`.
+    :func:`validate_embeddings`, :func:`reduce_loss`, :func:`resolve_references`,
+    :func:`pair_masks`, :func:`log1p_sum_exp`, and :mod:`kerasadml.ops`; pair-based
+    losses derive from :class:`PairLoss`.
     """
 
     def __init__(self, **kwargs):
@@ -107,3 +189,34 @@ class MetricLoss(keras.layers.Layer):
 
     def compute_mask(self, inputs, previous_mask=None):
         return None
+
+
+class PairLoss(MetricLoss):
+    """Base of the pair-based losses (``Triplet``, ``SupervisedContrastive``): anchors
+    compared with references, cross-modal or within one set.
+
+    ``call(embeddings, labels, ref_embeddings=None, ref_labels=None, mask=None,
+    ref_mask=None)`` checks the inputs and fills in the references
+    (:func:`resolve_references`), then returns the per-anchor values of the method named
+    by ``_per_anchor_loss``: ``(anchors, labels, refs, ref_labels, mask, ref_mask,
+    exclude_self) -> (N,)``, ``exclude_self`` being True when the embeddings are their
+    own references.
+    """
+
+    #: the name of the subclass's per-anchor method (e.g. ``"triplet_loss"``)
+    _per_anchor_loss: str
+
+    def call(
+        self, embeddings, labels, ref_embeddings=None, ref_labels=None, mask=None, ref_mask=None
+    ):
+        embeddings, labels, refs, ref_labels, ref_mask, same_set = resolve_references(
+            type(self).__name__, embeddings, labels, ref_embeddings, ref_labels, mask, ref_mask
+        )
+        per_anchor = getattr(self, self._per_anchor_loss)
+        return per_anchor(embeddings, labels, refs, ref_labels, mask, ref_mask, same_set)
+
+    def compute_mask(self, *args, **kwargs):
+        return None
+
+    def compute_output_shape(self, embeddings_shape, *args, **kwargs):
+        return (embeddings_shape[0],)

@@ -6,12 +6,18 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kerasadml.losses.base import MetricLoss, cosine_similarity_matrix, masked_mean
-from kerasadml.losses.triplet import AnchorAwareMixin, pair_masks, resolve_references
+from kerasadml.losses.anchor_aware import AnchorAwareMixin
+from kerasadml.losses.base import (
+    PairLoss,
+    cosine_similarity_matrix,
+    masked_mean,
+    pair_masks,
+)
+from kerasadml.ops import large_negative
 
 
 @keras.saving.register_keras_serializable(package="kerasadml")
-class SupervisedContrastive(MetricLoss):
+class SupervisedContrastive(PairLoss):
     """Supervised InfoNCE between anchors and references, cross-modal or within one set.
 
     For anchor ``a_i`` with positives ``P(i)`` (references with its label) over the valid
@@ -52,12 +58,13 @@ class SupervisedContrastive(MetricLoss):
     the contrastive baseline of AADML (arXiv 2404.13789).
     """
 
+    _per_anchor_loss = "contrastive_loss"
+
     def __init__(self, temperature: float = 0.1, **kwargs):
         super().__init__(**kwargs)
         if temperature <= 0:
             raise ValueError(f"{type(self).__name__}: temperature must be > 0, got {temperature}")
         self.temperature = float(temperature)
-        self.supports_masking = True  # ``mask`` is a call argument; outputs carry none
 
     def contrastive_loss(
         self, anchors, labels, refs, ref_labels, mask=None, ref_mask=None, exclude_self=False
@@ -70,25 +77,12 @@ class SupervisedContrastive(MetricLoss):
         # every valid reference but the anchor's own item (excluded from ``positive``)
         in_denominator = ops.logical_or(positive, negative)
         # finite stand-in for -inf: exp underflows to exactly 0, and no NaN can appear
-        masked_logits = ops.where(in_denominator, logits, ops.full_like(logits, -1e9))
+        neg = ops.full_like(logits, large_negative(logits.dtype))
+        masked_logits = ops.where(in_denominator, logits, neg)
         log_prob = logits - ops.logsumexp(masked_logits, axis=1, keepdims=True)
         loss = -masked_mean(log_prob, positive, axis=1)
         valid = ops.logical_and(valid_anchor, ops.any(positive, axis=1))
         return ops.where(valid, loss, ops.zeros_like(loss))
-
-    def call(
-        self, embeddings, labels, ref_embeddings=None, ref_labels=None, mask=None, ref_mask=None
-    ):
-        embeddings, labels, refs, ref_labels, ref_mask, same_set = resolve_references(
-            type(self).__name__, embeddings, labels, ref_embeddings, ref_labels, mask, ref_mask
-        )
-        return self.contrastive_loss(embeddings, labels, refs, ref_labels, mask, ref_mask, same_set)
-
-    def compute_mask(self, *args, **kwargs):
-        return None
-
-    def compute_output_shape(self, embeddings_shape, *args, **kwargs):
-        return (embeddings_shape[0],)
 
     def get_config(self):
         config = super().get_config()
@@ -147,25 +141,3 @@ class AAContrastive(AnchorAwareMixin, SupervisedContrastive):
         super().__init__(temperature=temperature, **kwargs)
         self._init_proxy(k, num_heads, key_dim, residual, normalize, aggregation)
 
-    def call(
-        self,
-        embeddings,
-        labels,
-        ref_embeddings=None,
-        ref_labels=None,
-        mask=None,
-        ref_mask=None,
-        return_scores=False,
-        training=None,
-    ):
-        embeddings, labels, refs, ref_labels, ref_mask, same_set = resolve_references(
-            "AAContrastive", embeddings, labels, ref_embeddings, ref_labels, mask, ref_mask
-        )
-        proxies, scores = self.proxy(embeddings, mask=mask, training=training)
-        loss = self.contrastive_loss(proxies, labels, refs, ref_labels, mask, ref_mask, same_set)
-        return (loss, scores) if return_scores else loss
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(self._proxy_config())
-        return config

@@ -5,41 +5,14 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kerasadml.losses.base import MetricLoss, cosine_similarity_matrix, validate_embeddings
-
-
-def log1p_sum_exp(x, mask, axis: int = -1):
-    """``log(1 + sum_{mask} exp(x))`` along ``axis``, computed stably.
-
-    Equals ``logsumexp([0, x_masked...])``: the shift ``m = max(0, max x_masked)`` is
-    taken out before exponentiating, and masked entries are replaced by zeros before
-    ``exp`` so that neither their values nor their gradients can overflow. An empty
-    mask gives exactly 0.
-    """
-    mask = ops.cast(mask, "bool")
-    x_safe = ops.where(mask, x, ops.zeros_like(x))
-    shift = ops.stop_gradient(ops.max(x_safe, axis=axis, keepdims=True))  # >= 0
-    terms = ops.where(mask, ops.exp(x_safe - shift), ops.zeros_like(x))
-    total = ops.exp(-shift) + ops.sum(terms, axis=axis, keepdims=True)  # >= 1
-    return ops.squeeze(shift + ops.log(total), axis=axis)
-
-
-def _flat_labels(name: str, labels):
-    labels = ops.convert_to_tensor(labels)
-    if len(labels.shape) == 2 and labels.shape[-1] == 1:
-        labels = ops.squeeze(labels, axis=-1)
-    if len(labels.shape) != 1:
-        raise ValueError(f"{name} must have shape (N,) or (N, 1), got {tuple(labels.shape)}")
-    return labels
-
-
-def _bool_mask(mask, labels):
-    if mask is None:
-        return ops.ones(ops.shape(labels), dtype="bool")
-    mask = ops.convert_to_tensor(mask)
-    if len(mask.shape) == 2 and mask.shape[-1] == 1:
-        mask = ops.squeeze(mask, axis=-1)
-    return ops.cast(mask, "bool")
+from kerasadml.losses.base import (
+    MetricLoss,
+    cosine_similarity_matrix,
+    log1p_sum_exp,
+    pair_masks,
+    validate_embeddings,
+)
+from kerasadml.ops import bool_mask, flat_labels
 
 
 def multi_similarity_from_sims(sim, positive, negative, alpha: float, beta: float, lambda_: float):
@@ -111,20 +84,10 @@ class MultiSimilarity(MetricLoss):
         self.lambda_ = float(lambda_)
         self.built = True
 
-    def _pair_masks(self, labels, ref_labels, mask, ref_mask, exclude_self: bool):
-        same = ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(ops.cast(ref_labels, labels.dtype), 0))
-        valid = ops.logical_and(ops.expand_dims(mask, 1), ops.expand_dims(ref_mask, 0))
-        if exclude_self:
-            n = ops.shape(labels)[0]
-            valid = ops.logical_and(valid, ops.logical_not(ops.cast(ops.eye(n), "bool")))
-        positive = ops.logical_and(valid, same)
-        negative = ops.logical_and(valid, ops.logical_not(same))
-        return positive, negative
-
     def call(self, embeddings, labels, ref_embeddings=None, ref_labels=None, mask=None, ref_mask=None):
         validate_embeddings("embeddings", embeddings)
-        labels = _flat_labels("labels", labels)
-        mask = _bool_mask(mask, labels)
+        labels = flat_labels("labels", labels)
+        mask = bool_mask(mask, labels)
         exclude_self = ref_embeddings is None
         if exclude_self:
             if ref_labels is not None or ref_mask is not None:
@@ -134,10 +97,13 @@ class MultiSimilarity(MetricLoss):
             validate_embeddings("ref_embeddings", ref_embeddings)
             if ref_labels is None:
                 raise ValueError(f"{type(self).__name__}: ref_labels is required with ref_embeddings")
-            ref_labels = _flat_labels("ref_labels", ref_labels)
-            ref_mask = _bool_mask(ref_mask, ref_labels)
+            ref_labels = flat_labels("ref_labels", ref_labels)
+            ref_mask = bool_mask(ref_mask, ref_labels)
         sim = cosine_similarity_matrix(embeddings, ref_embeddings)
-        positive, negative = self._pair_masks(labels, ref_labels, mask, ref_mask, exclude_self)
+        _, positive, negative = pair_masks(labels, ref_labels, mask, ref_mask, exclude_self)
+        # a masked anchor has no pairs at all (its row of the loss is exactly 0)
+        positive = ops.logical_and(positive, mask[:, None])
+        negative = ops.logical_and(negative, mask[:, None])
         values = multi_similarity_from_sims(sim, positive, negative, self.alpha, self.beta, self.lambda_)
         return ops.where(mask, values, ops.zeros_like(values))
 

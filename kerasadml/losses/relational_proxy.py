@@ -7,13 +7,9 @@ from keras import ops
 
 from kerasadml.losses.asyp_adams import asyp_per_sample
 from kerasadml.losses.base import MetricLoss, cosine_similarity_matrix, masked_mean, validate_embeddings
-from kerasadml.losses.multi_similarity import _bool_mask, _flat_labels
+from kerasadml.ops import bool_mask, flat_labels, l2_normalize
 
-_EPS = 1e-12
-
-
-def _l2_normalize(x):
-    return x * ops.rsqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), _EPS))
+_EPS = 1e-12  # floor of squared distances and of their means
 
 
 def _huber(x):
@@ -32,7 +28,7 @@ def _pairwise_distances(x):
 def _triplet_cosines(x):
     """(K, K, K) ``c[i, j, k] = <e_ij, e_kj>`` with ``e_ij = normalise(x_i - x_j)``: the
     cosine of the angle at ``j`` between ``i`` and ``k`` (RKD angle potential)."""
-    e = _l2_normalize(ops.expand_dims(x, 1) - ops.expand_dims(x, 0))  # e[i, j] = x_i - x_j
+    e = l2_normalize(ops.expand_dims(x, 1) - ops.expand_dims(x, 0))  # e[i, j] = x_i - x_j
     return ops.einsum("ijd,kjd->ijk", e, e)
 
 
@@ -144,14 +140,14 @@ class RelationalProxy(MetricLoss):
         it. ``a[k]`` is the mean audio embedding of the keyword, ``t[k]`` the mean of its
         valid text rows (L2-normalised first when ``normalize``).
         """
-        audio_labels = _flat_labels("audio_labels", audio_labels)
-        text_labels = ops.cast(_flat_labels("text_labels", text_labels), audio_labels.dtype)
-        audio_mask = _bool_mask(audio_mask, audio_labels)
-        text_mask = _bool_mask(text_mask, text_labels)
+        audio_labels = flat_labels("audio_labels", audio_labels)
+        text_labels = ops.cast(flat_labels("text_labels", text_labels), audio_labels.dtype)
+        audio_mask = bool_mask(audio_mask, audio_labels)
+        text_mask = bool_mask(text_mask, text_labels)
         audio = ops.convert_to_tensor(audio)
         text = ops.cast(text, audio.dtype)
         if self.normalize:
-            audio, text = _l2_normalize(audio), _l2_normalize(text)
+            audio, text = l2_normalize(audio), l2_normalize(text)
         k = ops.shape(text_labels)[0]
         same_tt = ops.logical_and(
             ops.equal(ops.expand_dims(text_labels, 1), ops.expand_dims(text_labels, 0)),
@@ -230,10 +226,10 @@ class RelationalProxy(MetricLoss):
     def call(self, audio, audio_labels, text, text_labels, audio_mask=None, text_mask=None):
         validate_embeddings("audio", audio)
         validate_embeddings("text", text)
-        audio_labels = _flat_labels("audio_labels", audio_labels)
-        text_labels = _flat_labels("text_labels", text_labels)
-        audio_mask = _bool_mask(audio_mask, audio_labels)
-        text_mask = _bool_mask(text_mask, text_labels)
+        audio_labels = flat_labels("audio_labels", audio_labels)
+        text_labels = flat_labels("text_labels", text_labels)
+        audio_mask = bool_mask(audio_mask, audio_labels)
+        text_mask = bool_mask(text_mask, text_labels)
         sim = ops.cast(cosine_similarity_matrix(audio, text), "float32")
         point = asyp_per_sample(
             sim,

@@ -6,51 +6,9 @@ from __future__ import annotations
 import math
 
 import keras
-import numpy as np
 from keras import ops
 
-from kerasadml.losses.base import MetricLoss, validate_embeddings
-
-
-def concrete_value(x):
-    """``x`` as a numpy array when its value is known now (eager), else ``None`` (traced
-    inside ``jit`` / ``tf.function``, or symbolic).
-
-    Backend-free: converting a traced value raises ``TypeError`` (a JAX tracer) or
-    ``NotImplementedError``, a ``RuntimeError`` (a symbolic TensorFlow tensor).
-    """
-    if x is None or isinstance(x, keras.KerasTensor):
-        return None
-    try:
-        return np.asarray(ops.convert_to_numpy(x))
-    except (TypeError, RuntimeError):
-        return None
-
-
-def check_class_labels(name: str, labels, num_classes: int, mask=None):
-    """Flatten ``labels`` to (N,) int32; raise ``ValueError`` naming ``name`` if a valid
-    label lies outside ``[0, num_classes)`` and the labels are concrete; clip them to that
-    range otherwise (inside ``jit`` the check is impossible; out-of-range labels there
-    behave as the nearest class, and masked ones do not matter)."""
-    labels = ops.reshape(labels, (-1,))
-    values = concrete_value(labels)
-    if values is not None:
-        valid = np.ones(values.shape, bool)
-        if mask is not None:
-            m = concrete_value(mask)
-            if m is not None:
-                valid = np.reshape(m, (-1,)).astype(bool)
-        bad = values[valid & ((values < 0) | (values >= num_classes))]
-        if bad.size:
-            raise ValueError(
-                f"{name}: labels must lie in [0, {num_classes}), got {sorted(set(bad.tolist()))[:10]}"
-            )
-    return ops.clip(ops.cast(labels, "int32"), 0, num_classes - 1)
-
-
-def l2_normalize(x, axis: int = -1, epsilon: float = 1e-12):
-    """``x / sqrt(max(sum x^2, epsilon))`` along ``axis``: a zero vector stays zero."""
-    return x * ops.rsqrt(ops.maximum(ops.sum(ops.square(x), axis=axis, keepdims=True), epsilon))
+from kerasadml.losses.cosine_classifier import CosineClassifierLoss
 
 
 def sphereface2_bias_init(
@@ -68,7 +26,7 @@ def sphereface2_bias_init(
 
 
 @keras.saving.register_keras_serializable(package="kerasadml")
-class SphereFace2(MetricLoss):
+class SphereFace2(CosineClassifierLoss):
     """SphereFace2: one binary classifier per class, with margin and a shared bias.
 
     With ``cos_i = cos(e, w_i)`` (embedding and class weight both L2-normalised),
@@ -133,57 +91,29 @@ class SphereFace2(MetricLoss):
         kernel_initializer="glorot_normal",
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        if int(num_classes) < 2:
-            raise ValueError(f"SphereFace2: num_classes must be >= 2, got {num_classes}")
+        super().__init__(num_classes, scale, margin, kernel_initializer, **kwargs)
         if not 0.0 < lambda_ < 1.0:
             raise ValueError(f"SphereFace2: lambda_ must lie in (0, 1), got {lambda_}")
         if scale <= 0 or t <= 0:
             raise ValueError(f"SphereFace2: scale and t must be > 0, got scale={scale}, t={t}")
-        self.num_classes = int(num_classes)
-        self.scale = float(scale)
-        self.margin = float(margin)
         self.lambda_ = float(lambda_)
         self.t = float(t)
         self.loss_weight = float(loss_weight)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel = None
         self.bias = None
-        # ``mask`` is an explicit call argument; the output carries no Keras mask.
-        self.supports_masking = True
 
     def build(self, input_shape):
-        if len(input_shape) != 2 or input_shape[-1] is None:
-            raise ValueError(
-                f"SphereFace2: embeddings must have rank 2 (batch, D) with D known, "
-                f"got shape {tuple(input_shape)}"
-            )
-        dim = int(input_shape[-1])
-        self.kernel = self.add_weight(
-            shape=(dim, self.num_classes), initializer=self.kernel_initializer, name="kernel"
-        )
+        super().build(input_shape)  # the kernel, then the bias (the order of saved weights)
         self.bias = self.add_weight(
             shape=(),
             initializer=keras.initializers.Constant(self.initial_bias()),
             name="bias",
         )
-        self.built = True
 
     def initial_bias(self) -> float:
         """The closed-form initial value of ``bias``."""
         return sphereface2_bias_init(
             self.num_classes, self.scale, self.margin, self.lambda_, self.t
         )
-
-    def cosine(self, embeddings):
-        """(B, C) cosines between the embeddings and the class weights."""
-        embeddings = ops.convert_to_tensor(embeddings)
-        validate_embeddings(f"{self.name}: embeddings", embeddings)
-        if not self.built:
-            self.build(tuple(embeddings.shape))
-        e = l2_normalize(ops.cast(embeddings, self.kernel.dtype), axis=-1)
-        w = l2_normalize(ops.convert_to_tensor(self.kernel), axis=0)
-        return ops.matmul(e, w)
 
     def _g(self, cos):
         # clipped: rounding can push a cosine just past +-1 (a negative base under a
@@ -196,7 +126,7 @@ class SphereFace2(MetricLoss):
         return self.scale * self._g(self.cosine(embeddings)) + self.bias
 
     def call(self, embeddings, labels, mask=None):
-        labels = check_class_labels(self.name, labels, self.num_classes, mask)
+        labels = self.class_ids(labels, mask)
         cos = self.cosine(embeddings)
         onehot = ops.one_hot(labels, self.num_classes, dtype=cos.dtype)
         g = cos + ops.stop_gradient(self._g(cos) - cos)
@@ -205,28 +135,15 @@ class SphereFace2(MetricLoss):
             1.0 - onehot
         ) * ops.softplus(s)
         loss = (self.loss_weight / self.scale) * ops.sum(per_class, axis=-1)
-        if mask is not None:
-            valid = ops.reshape(ops.cast(mask, "bool"), (-1,))
-            loss = ops.where(valid, loss, ops.zeros_like(loss))
-        return loss
-
-    def compute_mask(self, *args, **kwargs):
-        return None
-
-    def compute_output_shape(self, embeddings_shape, labels_shape=None, mask_shape=None):
-        return (embeddings_shape[0],)
+        return self.mask_loss(loss, mask)
 
     def get_config(self):
         config = super().get_config()
         config.update(
             {
-                "num_classes": self.num_classes,
-                "scale": self.scale,
-                "margin": self.margin,
                 "lambda_": self.lambda_,
                 "t": self.t,
                 "loss_weight": self.loss_weight,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }
         )
         return config

@@ -6,71 +6,20 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kerasadml.layers.anchor_aware_proxy import AnchorAwareProxy
+from kerasadml.losses.anchor_aware import AnchorAwareMixin
 from kerasadml.losses.base import (
-    MetricLoss,
+    PairLoss,
     cosine_similarity_matrix,
     masked_mean,
-    validate_embeddings,
+    pair_masks,
 )
 
 _MINING = ("batch_hard", "all")
 _DISTANCES = ("cosine", "euclidean")
 
 
-def resolve_references(name, embeddings, labels, ref_embeddings, ref_labels, mask, ref_mask):
-    """Check the inputs of a pair-based loss and fill in its references.
-
-    Returns ``(embeddings, labels, refs, ref_labels, ref_mask, same_set)``: without
-    ``ref_embeddings`` the embeddings are their own references (``same_set`` True; the
-    reference mask then defaults to ``mask``). Labels come back flattened to (N,).
-    """
-    embeddings = ops.convert_to_tensor(embeddings)
-    validate_embeddings(f"{name}: embeddings", embeddings)
-    labels = ops.reshape(labels, (-1,))
-    same_set = ref_embeddings is None
-    if same_set:
-        if ref_labels is not None:
-            raise ValueError(f"{name}: ref_labels given without ref_embeddings")
-        return embeddings, labels, embeddings, labels, mask if ref_mask is None else ref_mask, True
-    if ref_labels is None:
-        raise ValueError(f"{name}: ref_embeddings need ref_labels")
-    refs = ops.convert_to_tensor(ref_embeddings)
-    validate_embeddings(f"{name}: ref_embeddings", refs)
-    d_a, d_r = embeddings.shape[-1], refs.shape[-1]
-    if d_a is not None and d_r is not None and d_a != d_r:
-        raise ValueError(
-            f"{name}: embeddings and ref_embeddings must have the same width, got {d_a} and {d_r}"
-        )
-    return embeddings, labels, refs, ops.reshape(ref_labels, (-1,)), ref_mask, False
-
-
-def pair_masks(labels, ref_labels, mask=None, ref_mask=None, exclude_self=False):
-    """(N,) valid anchors and (N, M) positive / negative pair masks.
-
-    Positive: same label and a valid reference (and, with ``exclude_self``, not the
-    anchor's own item, i.e. ``i != j``); negative: other label and a valid reference.
-    """
-    n, m = ops.shape(labels)[0], ops.shape(ref_labels)[0]
-    valid_anchor = (
-        ops.ones((n,), "bool") if mask is None else ops.reshape(ops.cast(mask, "bool"), (-1,))
-    )
-    valid_ref = (
-        ops.ones((m,), "bool")
-        if ref_mask is None
-        else ops.reshape(ops.cast(ref_mask, "bool"), (-1,))
-    )
-    same = ops.equal(labels[:, None], ops.cast(ref_labels, labels.dtype)[None, :])
-    positive = ops.logical_and(same, valid_ref[None, :])
-    negative = ops.logical_and(ops.logical_not(same), valid_ref[None, :])
-    if exclude_self:
-        ids = ops.arange(n)
-        positive = ops.logical_and(positive, ops.not_equal(ids[:, None], ops.arange(m)[None, :]))
-    return valid_anchor, positive, negative
-
-
 @keras.saving.register_keras_serializable(package="kerasadml")
-class Triplet(MetricLoss):
+class Triplet(PairLoss):
     """Triplet loss between anchors and references, cross-modal or within one set.
 
     With ``d`` the distance (``1 - cos`` for ``distance="cosine"``; the Euclidean
@@ -117,6 +66,8 @@ class Triplet(MetricLoss):
     the baseline of AADML (arXiv 2404.13789).
     """
 
+    _per_anchor_loss = "triplet_loss"
+
     def __init__(
         self, margin: float = 0.4, mining: str = "batch_hard", distance: str = "cosine", **kwargs
     ):
@@ -132,7 +83,6 @@ class Triplet(MetricLoss):
         self.margin = float(margin)
         self.mining = mining
         self.distance = distance
-        self.supports_masking = True  # ``mask`` is a call argument; outputs carry none
 
     def distances(self, embeddings, ref_embeddings):
         """(N, M) distances between anchors and references."""
@@ -163,70 +113,10 @@ class Triplet(MetricLoss):
         valid = ops.logical_and(valid_anchor, ops.logical_and(has_pos, has_neg))
         return ops.where(valid, loss, ops.zeros_like(loss))
 
-    def call(
-        self, embeddings, labels, ref_embeddings=None, ref_labels=None, mask=None, ref_mask=None
-    ):
-        embeddings, labels, refs, ref_labels, ref_mask, same_set = resolve_references(
-            type(self).__name__, embeddings, labels, ref_embeddings, ref_labels, mask, ref_mask
-        )
-        return self.triplet_loss(embeddings, labels, refs, ref_labels, mask, ref_mask, same_set)
-
-    def compute_mask(self, *args, **kwargs):
-        return None
-
-    def compute_output_shape(self, embeddings_shape, *args, **kwargs):
-        return (embeddings_shape[0],)
-
     def get_config(self):
         config = super().get_config()
         config.update({"margin": self.margin, "mining": self.mining, "distance": self.distance})
         return config
-
-
-class AnchorAwareMixin:
-    """Shared part of the anchor-aware losses: owns ``self.proxy``, an
-    :class:`AnchorAwareProxy` that turns the anchors into AA proxies."""
-
-    def _init_proxy(self, k, num_heads, key_dim, residual, normalize, aggregation):
-        self.proxy = AnchorAwareProxy(
-            k=k,
-            num_heads=num_heads,
-            key_dim=key_dim,
-            residual=residual,
-            normalize=normalize,
-            aggregation=aggregation,
-            name="proxy",
-            dtype=self.dtype_policy,  # part of the loss: float32 under mixed precision too
-        )
-        self.k = self.proxy.k
-        self.num_heads = self.proxy.num_heads
-        self.key_dim = self.proxy.key_dim
-        self.residual = self.proxy.residual
-        self.normalize = self.proxy.normalize
-        self.aggregation = self.proxy.aggregation
-
-    def build(self, input_shape):
-        """``build((None, D))`` builds the proxy's attention weights."""
-        if not self.proxy.built:
-            self.proxy.build(tuple(input_shape))
-        self.built = True
-
-    def compute_output_spec(self, embeddings, *args, return_scores=False, **kwargs):
-        n = embeddings.shape[0]
-        loss = keras.KerasTensor((n,), dtype=self.compute_dtype)
-        if return_scores:
-            return loss, keras.KerasTensor((n, self.k + 1), dtype=self.compute_dtype)
-        return loss
-
-    def _proxy_config(self):
-        return {
-            "k": self.k,
-            "num_heads": self.num_heads,
-            "key_dim": self.key_dim,
-            "residual": self.residual,
-            "normalize": self.normalize,
-            "aggregation": self.aggregation,
-        }
 
 
 @keras.saving.register_keras_serializable(package="kerasadml")
@@ -288,25 +178,3 @@ class AATriplet(AnchorAwareMixin, Triplet):
         super().__init__(margin=margin, mining=mining, distance=distance, **kwargs)
         self._init_proxy(k, num_heads, key_dim, residual, normalize, aggregation)
 
-    def call(
-        self,
-        embeddings,
-        labels,
-        ref_embeddings=None,
-        ref_labels=None,
-        mask=None,
-        ref_mask=None,
-        return_scores=False,
-        training=None,
-    ):
-        embeddings, labels, refs, ref_labels, ref_mask, same_set = resolve_references(
-            "AATriplet", embeddings, labels, ref_embeddings, ref_labels, mask, ref_mask
-        )
-        proxies, scores = self.proxy(embeddings, mask=mask, training=training)
-        loss = self.triplet_loss(proxies, labels, refs, ref_labels, mask, ref_mask, same_set)
-        return (loss, scores) if return_scores else loss
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(self._proxy_config())
-        return config
