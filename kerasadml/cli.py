@@ -377,7 +377,13 @@ def cmd_evaluate(args) -> int:
         model = _load_model(args.model, "ADML", f"--data {args.data} (keyword-spotting CSVs)")
         from kerasadml.zoo.kws_evaluation import evaluate_libriphrase, format_table
 
-        result = evaluate_libriphrase(model, csvs, audio_root=args.audio_root, progress=not args.quiet)
+        result = evaluate_libriphrase(
+            model,
+            csvs,
+            audio_root=args.audio_root,
+            progress=not args.quiet,
+            allow_outside_root=args.allow_outside_root,
+        )
         print(format_table(result, title=f"{args.model} on {', '.join(csvs)}"))
     if args.json:
         _write_json(args.json, result)
@@ -476,6 +482,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="preset name, preset folder or .keras file")
     p.add_argument("--data", required=True, help="LibriPhrase-format CSV(s)/SynthPhrase folder, or .h5")
     p.add_argument("--audio-root", default=None)
+    p.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="with --audio-root, also read CSV rows whose audio path is absolute or leaves the root "
+        "with '..' (refused by default)",
+    )
     p.add_argument("--json", default=None, help="also write the result as JSON")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)

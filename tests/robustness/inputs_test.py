@@ -404,3 +404,16 @@ def test_evaluate_counts_add_up_and_the_table_says_so(model, files):
     cut = _evaluate(model, files["csv_cut"])
     assert "truncated clips (scored as far as they go): 1" in format_table(cut)
     assert all(math.isfinite(cut[s]["EER"]) for s in ("LP_E", "LP_H") if s in cut)
+
+
+def test_cli_evaluate_refuses_rows_outside_audio_root_unless_allowed(files, capsys):
+    from kerasadml.cli import main
+
+    clips = str(files["root"] / "clips")
+    argv = ["evaluate", "adml_tiny", "--data", str(files["csv_dotdot"]), "--audio-root", clips, "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"dotdot\.csv, line 7: column 'comparison' holds '\.\./outside\.wav'", err), err
+    assert "--allow-outside-root" in err and "Traceback" not in err
+    assert main(argv + ["--allow-outside-root"]) == 0
+    assert "pairs scored" in capsys.readouterr().out
