@@ -8,7 +8,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -145,15 +144,11 @@ def test_a_clip_that_cannot_be_written_is_a_write_failure_not_a_skip(tmp_path, m
 def test_synth_into_a_full_disk_exits_with_a_clear_error(tmp_path):
     """RLIMIT_FSIZE makes every clip write fail (EFBIG), as a nearly full disk would."""
     out = tmp_path / "data"
-
-    def limit():  # small files (the config) pass, clips (>= 16 kB) do not
-        resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))
-
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "kerasadml.cli", "synth", "--out", str(out), "--size", "tiny", "--quiet"],
-        preexec_fn=limit, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
-    )
+    # small files (the config) pass, clips (>= 16 kB) do not; a shell sets the limit (a
+    # preexec_fn would fork this multithreaded process)
+    script = f'ulimit -f 10 && exec "{sys.executable}" -m kerasadml.cli synth --out "{out}" --size tiny --quiet'
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
     assert "kerasadml synth: error: cannot write" in proc.stderr
