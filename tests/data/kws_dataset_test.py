@@ -14,11 +14,12 @@ import pytest
 
 from kerasadml.data.kws_dataset import (
     KWSDatasetInfo,
+    _BalancedSampler,
     make_audio_dataset,
     make_kws_training_dataset,
     make_text_batches,
 )
-from kerasadml.data.libriphrase import read_libriphrase_csv, training_items
+from kerasadml.data.libriphrase import hard_negative_map, read_libriphrase_csv, training_items
 from kerasadml.data.phonemizer import PhonemeVocabulary, Phonemizer
 from kerasadml.data.synthphrase import build_synthphrase
 
@@ -34,10 +35,15 @@ def encode():
 
 
 @pytest.fixture(scope="module")
-def synth_items(tmp_path_factory):
+def synth_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("kws") / "tiny"
     build_synthphrase(out, size="tiny", seed=0, progress=False)
-    return training_items(read_libriphrase_csv(out / "synthphrase_train.csv"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def synth_items(synth_dir):
+    return training_items(read_libriphrase_csv(synth_dir / "synthphrase_train.csv"))
 
 
 @pytest.fixture(scope="module")
@@ -252,3 +258,236 @@ def test_text_batches(encode):
     assert counts["friend"] == 1  # once per distinct text
     with pytest.raises(ValueError, match="zzzz"):
         make_text_batches(["zzzz"], lambda t: [])
+
+
+# ------------------------------------------------------- keyword families, length grouping
+class _RecordingSampler(_BalancedSampler):
+    """Records every shuffled round, the keywords still queued when it was drawn, and
+    every keyword taken from the queue (a seed) together with the batch it went to."""
+
+    class _Queue(list):
+        def __init__(self, items, popped):
+            super().__init__(items)
+            self.popped = popped
+
+        def pop(self, index=-1):
+            value = super().pop(index)
+            self.popped.append(value)
+            return value
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rounds, self.popped = [], []
+
+    def _round(self, pending):
+        order = super()._round(pending)
+        self.rounds.append((sorted(pending), list(order)))
+        return order
+
+    def _refill(self):
+        super()._refill()
+        self.queue = self._Queue(self.queue, self.popped)
+
+
+def _family_groups(num_keywords=10, clips=3):
+    groups = [np.arange(g * clips, (g + 1) * clips, dtype=np.int64) for g in range(num_keywords)]
+    # families of 3 (0-1-2, 3-4-5, 6-7-8) plus a pair link 8-9
+    near = {g: set() for g in range(num_keywords)}
+    for family in ((0, 1, 2), (3, 4, 5), (6, 7, 8), (8, 9)):
+        for a in family:
+            near[a] |= set(family) - {a}
+    neighbours = [np.asarray(sorted(near[g]), np.int64) for g in range(num_keywords)]
+    return groups, neighbours
+
+
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_sampler_families_keep_every_keyword_once_per_round(with_lengths):
+    groups, neighbours = _family_groups()
+    lengths = np.linspace(8000, 9000, 10) if with_lengths else None
+    clip_lengths = np.repeat(lengths, 3) if with_lengths else None
+    k, m = 4, 2
+    sampler = _RecordingSampler(
+        groups, k, m, np.random.default_rng(0), neighbours, 3, lengths, clip_lengths=clip_lengths
+    )
+    batches, seeds_per_batch = [], []
+    for _ in range(40):
+        before = len(sampler.popped)
+        rows, keywords = sampler.next_batch()
+        seeds_per_batch.append(sampler.popped[before:])
+        chosen = keywords[::m].tolist()
+        # K distinct keywords x M clips of their own keyword each, grouped
+        assert len(rows) == k * m and len(set(chosen)) == k
+        np.testing.assert_array_equal(keywords, np.repeat(chosen, m))
+        for row, g in zip(rows, keywords):
+            assert row in groups[g]
+        batches.append(chosen)
+        # at least one family in the batch: a keyword with one of its hard negatives
+        assert any(b in neighbours[a] for a in chosen for b in chosen), chosen
+    # every round is a permutation of the keywords not already queued ...
+    for pending, order in sampler.rounds:
+        assert sorted(pending + order) == list(range(10))
+    # ... and is consumed in order, each turn landing in the batch it was taken for
+    flat = [g for _, order in sampler.rounds for g in order]
+    assert sampler.popped == flat[: len(sampler.popped)]
+    assert len(sampler.rounds) >= 5
+    for chosen, seeds in zip(batches, seeds_per_batch):
+        assert set(seeds) <= set(chosen)
+    # so each keyword appears in the batches of every round (its turn may fall in the
+    # previous round's tail: the keywords still queued are left out of the next round)
+    for i, (pending, order) in enumerate(sampler.rounds):
+        start = sum(len(o) for _, o in sampler.rounds[:i])
+        if start + len(order) > len(sampler.popped):
+            break
+        assert set(sampler.popped[start - len(pending) : start + len(order)]) == set(range(10))
+    counts = collections.Counter(sampler.popped)
+    assert set(counts) == set(range(10)) and min(counts.values()) >= 5
+
+
+def test_sampler_without_neighbours_ignores_family_size():
+    groups, _ = _family_groups()
+    plain = _BalancedSampler(groups, 4, 2, np.random.default_rng(3))
+    family_off = _BalancedSampler(groups, 4, 2, np.random.default_rng(3), None, 3)
+    assert family_off.family_size == 1
+    for _ in range(6):
+        a, b = plain.next_batch(), family_off.next_batch()
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_sampler_length_grouping_keeps_rounds_and_shortens_batches():
+    rng = np.random.default_rng(0)
+    num, clips, k, m = 24, 3, 4, 2
+    groups = [np.arange(g * clips, (g + 1) * clips, dtype=np.int64) for g in range(num)]
+    lengths = rng.uniform(2000, 32000, size=num)
+    clip_lengths = np.repeat(lengths, clips) * rng.uniform(0.9, 1.1, size=num * clips)
+
+    def spread(sampler, batches=60):
+        """(keywords, padded fraction) of each batch, padded to its longest clip."""
+        for _ in range(batches):
+            rows, keywords = sampler.next_batch()
+            width = clip_lengths[rows].max()
+            yield keywords[::m], 1.0 - clip_lengths[rows].sum() / (len(rows) * width)
+
+    grouped_sampler = _BalancedSampler(
+        groups, k, m, np.random.default_rng(1), lengths=lengths, clip_lengths=clip_lengths
+    )
+    grouped = list(spread(grouped_sampler))
+    plain = list(spread(_BalancedSampler(groups, k, m, np.random.default_rng(1))))
+    first_round = np.concatenate([c for c, _ in grouped[: num // k]])
+    assert sorted(first_round.tolist()) == list(range(num))
+    padded_grouped = np.mean([p for _, p in grouped])
+    padded_plain = np.mean([p for _, p in plain])
+    assert padded_grouped < 0.5 * padded_plain, (padded_grouped, padded_plain)
+
+
+def test_sampler_draws_short_clips_of_a_keyword_with_clip_lengths():
+    # keyword 0 has 3 typical clips and one very long one; the batch limit is slack x
+    # the longest typical length, so the long clip is never drawn while 3 short ones exist
+    groups = [np.array([0, 1, 2, 3]), np.array([4, 5, 6]), np.array([7, 8, 9])]
+    clip_lengths = np.array([1000, 1000, 1000, 30000, 1100, 1100, 1100, 900, 900, 900], float)
+    lengths = np.array([1000.0, 1100.0, 900.0])
+    sampler = _BalancedSampler(groups, 3, 3, np.random.default_rng(0), lengths=lengths, clip_lengths=clip_lengths)
+    for _ in range(20):
+        rows, _ = sampler.next_batch()
+        assert 3 not in rows.tolist()
+    # fewer than M short clips: all the keyword's clips are candidates again
+    sampler = _BalancedSampler(groups, 3, 4, np.random.default_rng(0), lengths=lengths, clip_lengths=clip_lengths)
+    drawn = set()
+    for _ in range(30):
+        drawn |= set(sampler.next_batch()[0].tolist())
+    assert 3 in drawn
+
+
+@pytest.fixture(scope="module")
+def synth_hard_negatives(synth_dir):
+    return hard_negative_map(read_libriphrase_csv(synth_dir / "synthphrase_train.csv"))
+
+
+def test_family_batches_hold_hard_negative_pairs(synth_items, synth_hard_negatives, encode):
+    near = synth_hard_negatives
+    texts = synth_items.class_texts
+    assert all(texts[label] in near for label in range(synth_items.num_classes))  # the data have them
+    kwargs = dict(encode_text=encode, keywords_per_batch=4, clips_per_keyword=2, seed=0)
+    dataset, info = make_kws_training_dataset(
+        synth_items.paths, synth_items.texts, synth_items.labels,
+        # texts that are not training keywords are ignored
+        hard_negatives={**near, "not a keyword": [texts[0]], texts[0]: near[texts[0]] + ["not a keyword"]},
+        family_size=3, **kwargs,
+    )
+    assert info.num_keywords == 16
+    batches = _batches(dataset, 24)
+    seen = collections.Counter()
+    for batch in batches:
+        _check_batch(batch, synth_items, encode, 4, 2)
+        keywords = [texts[label] for label in batch["label"][::2]]
+        seen.update(keywords)
+        assert any(b in near[a] for a in keywords for b in keywords if a != b), keywords
+    assert set(seen) == set(texts)  # every keyword is drawn
+    # without families the same seed gives batches without that guarantee (sanity: it differs)
+    plain, _ = make_kws_training_dataset(synth_items.paths, synth_items.texts, synth_items.labels, **kwargs)
+    assert [b["label"].tolist() for b in _batches(plain, 6)] != [b["label"].tolist() for b in batches[:6]]
+
+
+def test_family_and_grouped_batches_are_deterministic_per_seed(synth_items, synth_hard_negatives, encode):
+    def labels_of(seed, **extra):
+        dataset, _ = make_kws_training_dataset(
+            synth_items.paths, synth_items.texts, synth_items.labels, encode_text=encode,
+            keywords_per_batch=4, clips_per_keyword=2, seed=seed, steps_per_epoch=6, **extra,
+        )
+        return [(b["label"].tolist(), b["audio_length"].tolist()) for b in _batches(dataset, 6)]
+
+    options = dict(hard_negatives=synth_hard_negatives, family_size=2, group_by_length=True)
+    first = labels_of(5, **options)
+    assert labels_of(5, **options) == first
+    assert labels_of(6, **options) != first
+    # streaming gives the same batches as the cache
+    dataset, info = make_kws_training_dataset(
+        synth_items.paths, synth_items.texts, synth_items.labels, encode_text=encode,
+        keywords_per_batch=4, clips_per_keyword=2, seed=5, steps_per_epoch=6, cache_audio=False, **options,
+    )
+    assert not info.cached
+    assert [(b["label"].tolist(), b["audio_length"].tolist()) for b in _batches(dataset, 6)] == first
+
+
+def _write_mixed_length_corpus(folder, num_keywords=12, clips=2):
+    """``num_keywords`` keywords in four length classes (0.2, 0.6, 1.2 and 2 s), two clips each."""
+    from kerasadml.data.audio_io import write_wav_atomic
+
+    rng = np.random.default_rng(0)
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
+    paths, texts, labels = [], [], []
+    for g in range(num_keywords):
+        samples = (3200, 9600, 19200, 32000)[g * 4 // num_keywords]
+        for c in range(clips):
+            n = int(samples * rng.uniform(0.95, 1.0))
+            t = np.arange(n) / 16000.0
+            wave = 0.3 * np.sin(2 * np.pi * (220 + 40 * g) * t) + 0.01 * rng.standard_normal(n)
+            path = folder / f"{g:02d}_{c}.wav"
+            write_wav_atomic(path, wave)
+            paths.append(str(path))
+            texts.append(words[g])
+            labels.append(g)
+    return paths, texts, np.asarray(labels)
+
+
+def test_group_by_length_reduces_padding(tmp_path, encode):
+    paths, texts, labels = _write_mixed_length_corpus(tmp_path)
+    buckets = tuple(range(1600, 32001, 1600))
+
+    def padded_fraction(group_by_length):
+        dataset, _ = make_kws_training_dataset(
+            paths, texts, labels, encode_text=encode, keywords_per_batch=3, clips_per_keyword=2,
+            audio_buckets=buckets, seed=0, group_by_length=group_by_length,
+        )
+        batches = _batches(dataset, 24)
+        seen = collections.Counter(int(label) for b in batches for label in b["label"][::2])
+        assert set(seen) == set(range(12))
+        first_round = np.concatenate([b["label"][::2] for b in batches[:4]])
+        assert sorted(first_round.tolist()) == list(range(12))  # every keyword once per round
+        for b in batches:
+            assert len(set(b["label"][::2].tolist())) == 3
+        return np.mean([1.0 - b["audio_length"].sum() / b["audio"].size for b in batches])
+
+    grouped, plain = padded_fraction(True), padded_fraction(False)
+    assert grouped < 0.5 * plain, (grouped, plain)
+    assert grouped < 0.1

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from kerasadml.data.libriphrase import (
     LIBRIPHRASE_COLUMNS,
     evaluation_pairs,
+    hard_negative_map,
     read_libriphrase_csv,
     training_items,
     write_libriphrase_csv,
@@ -221,3 +223,42 @@ def test_audio_root_refuses_rows_outside_it_naming_the_row(tmp_path):
     assert str(root / "a.wav") in evaluation_pairs(rows[:1], audio_root=root).audio_paths
     # without an explicit audio_root paths are relative to the CSV, as before
     assert len(evaluation_pairs(rows)) == 4
+
+
+def test_hard_negative_map_from_the_fixture(rows):
+    near = hard_negative_map(rows)
+    # the fixture's hardneg rows: friend/trend (twice) and the river/the liver (twice)
+    assert near == {
+        "friend": ["trend"],
+        "trend": ["friend"],
+        "the river": ["the liver"],
+        "the liver": ["the river"],
+    }
+    assert "guard" not in near and "every morning" not in near  # easyneg rows only
+
+
+def test_hard_negative_map_is_symmetric_sorted_and_ignores_other_rows(tmp_path):
+    path = tmp_path / "rows.csv"
+    _write_rows(
+        path,
+        [
+            "a.wav,1,cat,0.5,b.wav,2,cap,0.6,diffspk_hardneg,0,1",
+            "a.wav,1,cat,0.5,c.wav,2,bat,0.6,diffspk_hardneg,0,1",
+            "d.wav,3,mat,0.5,a.wav,1,cat,0.6,samespk_hardneg,0,1",
+            "a.wav,1,cat,0.5,e.wav,2,dog,0.6,diffspk_easyneg,0,1",  # not a hard negative
+            "a.wav,1,cat,0.5,f.wav,2,cat,0.6,diffspk_positive,1,1",
+            "b.wav,2,cap,0.6,a.wav,1,cat,0.5,diffspk_hardneg,0,1",  # a duplicate, reversed
+        ],
+    )
+    rows = list(read_libriphrase_csv(path))
+    assert sorted({r.kind for r in rows}) == ["easyneg", "hardneg", "positive"]
+    # a hardneg row with one text on both sides (the reader refuses it; built by hand) is ignored
+    rows.append(dataclasses.replace(rows[0], anchor_text="sun", comparison_text="sun"))
+    near = hard_negative_map(rows)
+    assert near == {"cat": ["bat", "cap", "mat"], "cap": ["cat"], "bat": ["cat"], "mat": ["cat"]}
+    for text, others in near.items():
+        assert others == sorted(set(others)) and text not in others
+        for other in others:
+            assert text in near[other]  # symmetric
+    assert hard_negative_map([]) == {}
+    assert hard_negative_map(r for r in rows) == near  # any iterable, one pass

@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 
 from kerasadml.encoders import ECAPATDNN, FeatureTower, PhonemeBiLSTM
 from tests.helpers import to_numpy
@@ -71,3 +72,46 @@ def test_ecapa_fit_lowers_loss():
     m = np.ones((24, 20), bool)
     history = model.fit([x, m], y, epochs=6, batch_size=8, verbose=0).history["loss"]
     assert history[-1] < history[0]
+
+
+def _attention_bilstm(**kwargs):
+    return PhonemeBiLSTM(
+        vocabulary_size=20, embedding_dim=8, token_dim=6, lstm_units=5, pooling="attention", pooling_heads=2, **kwargs
+    )
+
+
+def test_bilstm_attention_pooling_shapes_and_padding_invariance():
+    model = _attention_bilstm()
+    assert model.get_layer("embedding").__class__.__name__ == "MaskedAttentionPooling"
+    assert model.get_layer("embedding").num_heads == 2
+    ids = np.array([[3, 4, 5, 0], [6, 7, 0, 0]], "int32")
+    a = model.predict_on_batch({"phonemes": ids})
+    assert a["embedding"].shape == (2, 8) and a["sequence"].shape == (2, 4, 8)
+    assert np.all(np.isfinite(to_numpy(a["embedding"])))
+    b = model.predict_on_batch({"phonemes": np.pad(ids, ((0, 0), (0, 3)))})
+    np.testing.assert_allclose(to_numpy(b["embedding"]), to_numpy(a["embedding"]), rtol=1e-5, atol=1e-6)
+    # each row alone gives the same embedding as in the padded batch
+    c = model.predict_on_batch({"phonemes": ids[1:, :2]})
+    np.testing.assert_allclose(to_numpy(c["embedding"]), to_numpy(a["embedding"])[1:], rtol=1e-5, atol=1e-6)
+    # attentive pooling is not the masked mean of the sequence (random score weights)
+    seq = to_numpy(a["sequence"])
+    means = np.stack([seq[0, :3].mean(0), seq[1, :2].mean(0)])
+    assert not np.allclose(to_numpy(a["embedding"]), means, atol=1e-4)
+
+
+def test_bilstm_pooling_config_roundtrip_and_bad_pooling():
+    model = _attention_bilstm()
+    config = model.get_config()
+    assert config["pooling"] == "attention" and config["pooling_heads"] == 2
+    mean = PhonemeBiLSTM(vocabulary_size=20, embedding_dim=8, token_dim=6, lstm_units=5)
+    assert mean.get_config()["pooling"] == "mean"
+    batch = {"phonemes": np.array([[3, 4, 0], [5, 0, 0]], "int32")}
+    ref = model.predict_on_batch(batch)
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
+    assert clone.pooling == "attention" and clone.pooling_heads == 2
+    clone.set_weights(model.get_weights())
+    out = clone.predict_on_batch(batch)
+    for r, o in zip(keras.tree.flatten(ref), keras.tree.flatten(out)):
+        np.testing.assert_allclose(to_numpy(o), to_numpy(r), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="pooling"):
+        PhonemeBiLSTM(vocabulary_size=20, pooling="max")

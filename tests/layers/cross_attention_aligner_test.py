@@ -302,3 +302,130 @@ def test_tiny_fit_lowers_a_loss():
     losses = history.history["loss"]
     assert np.all(np.isfinite(losses))
     assert losses[-1] < 0.5 * losses[0]
+
+
+# ------------------------------------------------------------------ cosine attention
+def _cosine_reference(layer, text, audio, text_mask, audio_mask):
+    """Cosine attention in numpy: per head, q and k L2-normalised, logits
+    ``exp(clip(log_scale, 0, log 100)) * cos(q, k)``, softmax over the valid audio frames."""
+    text, audio = text.astype("float64"), audio.astype("float64")
+    batch, tt, _ = text.shape
+    ta = audio.shape[1]
+    heads, dk, dv = layer.num_heads, layer.key_dim, layer.value_dim
+    r = np.exp(np.clip(float(to_numpy(layer.log_scale)), 0.0, np.log(100.0)))
+    q = _dense(layer.query_dense)(text).reshape(batch, tt, heads, dk)
+    k = _dense(layer.key_dense)(audio).reshape(batch, ta, heads, dk)
+    v = _dense(layer.value_dense)(audio).reshape(batch, ta, heads, dv)
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    k = k / np.linalg.norm(k, axis=-1, keepdims=True)
+    weights = np.zeros((batch, heads, tt, ta))
+    for b in range(batch):
+        valid = audio_mask[b]
+        for h in range(heads):
+            for i in range(tt):
+                if not text_mask[b, i] or not valid.any():
+                    continue
+                logits = r * (k[b, valid, h] @ q[b, i, h])
+                e = np.exp(logits - logits.max())
+                weights[b, h, i, valid] = e / e.sum()
+    context = np.einsum("bhts,bshd->bthd", weights, v).reshape(batch, tt, heads * dv)
+    if layer.output_dense is not None:
+        context = _dense(layer.output_dense)(context) * text_mask[:, :, None]
+    return context, weights.mean(axis=1)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"similarity": "cosine"},
+        {"similarity": "cosine", "num_heads": 2, "use_bias": True, "scale": 30.0},
+    ],
+)
+def test_cosine_attention_matches_numpy_reference(kwargs):
+    text, audio, text_mask, audio_mask = _inputs(seed=11)
+    layer = CrossAttentionAligner(**kwargs)
+    aligned, affinity = _forward(layer, text, audio, text_mask, audio_mask)
+    np.testing.assert_allclose(float(to_numpy(layer.log_scale)), np.log(kwargs.get("scale", 10.0)), rtol=1e-6)
+    assert "log_scale" in [w.name for w in layer.trainable_weights]
+    ref_aligned, ref_affinity = _cosine_reference(layer, text, audio, text_mask, audio_mask)
+    np.testing.assert_allclose(aligned, ref_aligned, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(affinity, ref_affinity, rtol=1e-4, atol=1e-6)
+    # not the dot-product attention
+    _, dot_affinity = _reference(layer, text, audio, text_mask, audio_mask)
+    assert np.abs(dot_affinity - affinity).max() > 1e-3
+
+
+def test_cosine_attention_scale_is_clipped_to_1_100():
+    text, audio, text_mask, audio_mask = _inputs(seed=12)
+    layer = CrossAttentionAligner(similarity="cosine", num_heads=2)
+    _forward(layer, text, audio, text_mask, audio_mask)
+    for log_scale in (np.log(1000.0), -2.0):
+        layer.log_scale.assign(np.float32(log_scale))
+        aligned, affinity = _forward(layer, text, audio, text_mask, audio_mask)
+        ref_aligned, ref_affinity = _cosine_reference(layer, text, audio, text_mask, audio_mask)
+        np.testing.assert_allclose(affinity, ref_affinity, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(aligned, ref_aligned, rtol=1e-4, atol=1e-5)
+
+
+def test_cosine_attention_ignores_frame_norms_and_padding():
+    text, audio, text_mask, audio_mask = _inputs(seed=13)
+    layer = CrossAttentionAligner(similarity="cosine", num_heads=2)  # no bias: keys scale with frames
+    _, affinity = _forward(layer, text, audio, text_mask, audio_mask)
+    loud = audio * np.array([1.0, 20.0, 0.05, 7.0, 1.0, 3.0, 0.5, 1.0, 9.0], "float32")[None, :, None]
+    _, affinity_loud = _forward(layer, text, loud, text_mask, audio_mask)
+    np.testing.assert_allclose(affinity_loud, affinity, rtol=1e-4, atol=1e-6)
+    # the valid rows still sum to 1; padded audio gets 0 and changes nothing
+    np.testing.assert_allclose(affinity.sum(-1)[text_mask], 1.0, rtol=1e-5)
+    garbage = 50.0 * np.random.RandomState(14).randn(3, 4, audio.shape[-1]).astype("float32")
+    audio_padded = np.concatenate([audio, garbage], axis=1)
+    mask_padded = np.concatenate([audio_mask, np.zeros((3, 4), bool)], axis=1)
+    _, affinity2 = _forward(layer, text, audio_padded, text_mask, mask_padded)
+    np.testing.assert_allclose(affinity2[:, :, :9], affinity, rtol=1e-5, atol=1e-7)
+    assert np.all(affinity2[:, :, 9:] == 0.0)
+
+
+def test_cosine_attention_trains_its_scale():
+    text, audio, text_mask, audio_mask = _inputs(seed=15)
+    layer = CrossAttentionAligner(similarity="cosine")
+    layer.build(text.shape, audio.shape)
+    names = [v.name for v in layer.trainable_variables]
+    assert "log_scale" in names
+    at = names.index("log_scale")
+    values = [v.value for v in layer.trainable_variables]
+
+    def fn(log_scale):
+        weights = list(values)
+        weights[at] = log_scale
+        (aligned, affinity), _ = layer.stateless_call(
+            weights, [], text, audio, text_mask=text_mask, audio_mask=audio_mask
+        )
+        return keras.ops.sum(affinity[..., 0])
+
+    _, (grad,) = value_and_grad(_compiled(fn), np.float32(np.log(10.0)))
+    assert np.isfinite(grad) and abs(float(grad)) > 0
+
+
+def test_cosine_attention_config_roundtrip_and_bad_arguments():
+    text, audio, text_mask, audio_mask = _inputs(seed=16)
+    layer = CrossAttentionAligner(num_heads=2, similarity="cosine", scale=20.0, name="al")
+    aligned, affinity = _forward(layer, text, audio, text_mask, audio_mask)
+    config = layer.get_config()
+    assert config["similarity"] == "cosine" and config["scale"] == 20.0
+    assert CrossAttentionAligner().get_config()["similarity"] == "dot"
+    restored = roundtrip(layer)
+    assert restored.get_config() == config
+    assert restored.built and restored.log_scale is not None
+    restored.set_weights(layer.get_weights())
+    aligned2, affinity2 = _forward(restored, text, audio, text_mask, audio_mask)
+    np.testing.assert_allclose(aligned2, aligned, rtol=1e-6)
+    np.testing.assert_allclose(affinity2, affinity, rtol=1e-6)
+    # a dot-product aligner has no scale weight
+    dot = CrossAttentionAligner()
+    dot.build(text.shape, audio.shape)
+    assert dot.log_scale is None and "log_scale" not in [w.name for w in dot.weights]
+    with pytest.raises(ValueError, match="similarity"):
+        CrossAttentionAligner(similarity="euclidean")
+    with pytest.raises(ValueError, match="scale"):
+        CrossAttentionAligner(similarity="cosine", scale=0.5)
+    with pytest.raises(ValueError, match="scale"):
+        CrossAttentionAligner(similarity="cosine", scale=150.0)
