@@ -31,6 +31,7 @@ _PARAM_RATE = 1
 _PARAM_VOLUME = 2
 _PARAM_PITCH = 3
 _PARAM_RANGE = 4
+_PARAM_WORDGAP = 7
 
 #: English accents shipped with eSpeak NG, usable as the ``accent`` of a :class:`Voice`.
 ENGLISH_ACCENTS = (
@@ -55,6 +56,8 @@ class Voice:
         rate: speaking rate in words per minute (80-450).
         pitch: base pitch, 0-100.
         pitch_range: pitch range, 0-100.
+        word_gap: extra pause between words, in units of 10 ms (at the normal rate).
+        volume: amplitude, 0-200 (100 is eSpeak NG's default).
     """
 
     accent: str = "en-us"
@@ -62,6 +65,8 @@ class Voice:
     rate: int = 175
     pitch: int = 50
     pitch_range: int = 50
+    word_gap: int = 0
+    volume: int = 100
 
     @property
     def name(self) -> str:
@@ -186,7 +191,8 @@ class ESpeak:
         self._lib.espeak_SetParameter(_PARAM_RATE, int(voice.rate), 0)
         self._lib.espeak_SetParameter(_PARAM_PITCH, int(voice.pitch), 0)
         self._lib.espeak_SetParameter(_PARAM_RANGE, int(voice.pitch_range), 0)
-        self._lib.espeak_SetParameter(_PARAM_VOLUME, 100, 0)
+        self._lib.espeak_SetParameter(_PARAM_VOLUME, int(voice.volume), 0)
+        self._lib.espeak_SetParameter(_PARAM_WORDGAP, int(voice.word_gap), 0)
         self._voice = voice
 
     def synthesize(self, text: str, voice: Voice = Voice(), seed: int | None = None) -> np.ndarray:
