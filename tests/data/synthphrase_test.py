@@ -21,10 +21,16 @@ from kerasadml.data.libriphrase import (
     training_items,
 )
 from kerasadml.data.synthphrase import (
+    CONFIG_JSON,
+    FORMAT_VERSION,
     SYNTHPHRASE_SIZES,
     SynthPhraseConfig,
     _cmu,
+    _distance_one_share,
     _levenshtein_to_many,
+    _plan_vocabulary,
+    _plan_voices,
+    _variant_family,
     build_synthphrase,
     hard_negatives,
     levenshtein,
@@ -197,7 +203,7 @@ def test_other_settings_in_the_same_folder_are_refused(built):
 
 
 def test_config_validation_and_sizes():
-    assert set(SYNTHPHRASE_SIZES) == {"tiny", "small", "large"}
+    assert set(SYNTHPHRASE_SIZES) == {"tiny", "small", "medium", "large"}
     with pytest.raises(ValueError, match="voices_per_keyword"):
         SynthPhraseConfig(train_keywords=4, test_keywords=4, voices_per_keyword=3, train_voices=8, test_voices=8)
     with pytest.raises(ValueError, match="tiny"):
@@ -247,3 +253,68 @@ def test_hard_negatives_match_brute_force():
     assert phoneme_sequence("the river") == ("DH", "AH", "R", "IH", "V", "ER")
     with pytest.raises(ValueError, match="qwxz"):
         phoneme_sequence("qwxz")
+
+
+# ---------------------------------------------------------------------- SynthPhrase v2
+def test_sizes_v2():
+    """large: >= 2,000 training keywords, >= 150 voices, >= 40,000 clips; medium between
+    small and large; tiny and small keep their v1 sizes (tests and the demo)."""
+    clips = {
+        name: (cfg.train_keywords + cfg.test_keywords) * cfg.voices_per_keyword
+        for name, cfg in SYNTHPHRASE_SIZES.items()
+    }
+    assert clips["tiny"] == 96 and clips["small"] == 3000
+    assert clips["small"] < clips["medium"] < clips["large"] and clips["large"] >= 40_000
+    large = SYNTHPHRASE_SIZES["large"]
+    assert large.train_keywords >= 2000
+    pools, variants = _plan_voices(large, 0)
+    assert len(pools["train"]) + len(pools["test"]) >= 150
+    assert not set(pools["train"]) & set(pools["test"])
+    assert not set(variants["train"]) & set(variants["test"])
+    # versions of one voice are on one side; every klatt variant is used
+    families = {s: {_variant_family(v) for v in variants[s]} for s in ("train", "test")}
+    assert not families["train"] & families["test"]
+    every = set(variants["train"]) | set(variants["test"])
+    assert {"klatt", "klatt2", "klatt3", "klatt4", "klatt5", "klatt6", "", "m1", "f5"} <= every
+
+
+def test_summary_v2(built):
+    out, summary = built
+    assert summary["format_version"] == FORMAT_VERSION == 2
+    assert summary["voices_total"] == summary["voices"]["train"] + summary["voices"]["test"] == 20
+    for split in SPLITS:
+        assert summary["voice_bins"][split] >= summary["voices"][split]
+        shares = summary["hard_negative_distance"][split]
+        assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3) and "1" in shares
+    assert summary["clips_per_second"] > 0
+    # speaker ids are accent_variant and the file names carry them
+    for row in _rows(out, "train"):
+        accent, variant = row["anchor_spk"].split("_")
+        assert row["anchor"].endswith(f"_{accent}_{variant}.wav")
+
+
+def test_clips_are_augmented_and_bounded(built):
+    out, _ = built
+    levels = []
+    for path in sorted((out / "train").glob("*.wav"))[:30]:
+        wave, rate = soundfile.read(path, dtype="float32")
+        assert rate == 16000 and np.all(np.isfinite(wave)) and np.max(np.abs(wave)) <= 1.0
+        levels.append(20 * np.log10(np.sqrt(np.mean(wave**2))))
+    assert np.ptp(levels) > 6  # random gains, volumes and voices: not one level
+
+
+def test_an_older_format_folder_is_refused(tmp_path):
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / CONFIG_JSON).write_text(json.dumps({"format_version": 1, "seed": 0, "config": {}}))
+    with pytest.raises(ValueError, match="format version 1.*will not mix"):
+        build_synthphrase(folder, size="tiny", progress=False)
+
+
+def test_hard_negatives_at_distance_one_as_often_in_test_as_in_train():
+    """v1: 41 % in train, 19 % in test (small). Planned keywords only (no synthesis)."""
+    cfg = SYNTHPHRASE_SIZES["small"]
+    plan, words = _plan_vocabulary(cfg, 0)
+    assert not {w for w, _ in words["train"]} & {w for w, _ in words["test"]}
+    shares = {split: _distance_one_share(plan[split], cfg.hard_negatives) for split in SPLITS}
+    assert shares["test"] > 0.3 and abs(shares["train"] - shares["test"]) < 0.05, shares
