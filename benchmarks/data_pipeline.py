@@ -36,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
+from kerasadml.data.kws_dataset import DEFAULT_TRAINING_AUDIO_BUCKETS
+
 
 def _rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("inf")
@@ -94,34 +96,52 @@ def measure_features(paths: list[str], batch_size: int) -> dict:
             "seconds": seconds, "audio_s": audio_s, "note": ""}
 
 
-def measure_pipeline(items, encode, cache_audio: bool, batches: int, k: int, m: int) -> list[dict]:
+#: The batching of the first version (independent keywords, 1 s / 2 s widths) and today's
+#: default (keyword families, batches grouped by length, seven widths).
+PIPELINES = {
+    "v1 (independent keywords, 2 widths)": dict(
+        family_size=1, group_by_length=False, audio_buckets=(16000, 32000), phoneme_buckets=(32,)
+    ),
+    "default (families, grouped by length)": dict(
+        family_size=4, group_by_length=True, audio_buckets=DEFAULT_TRAINING_AUDIO_BUCKETS, phoneme_buckets=(16, 32)
+    ),
+}
+
+
+def measure_pipeline(items, encode, cache_audio: bool, batches: int, k: int, m: int, hard_negatives=None,
+                     pipeline: str = "default (families, grouped by length)") -> list[dict]:
     from kerasadml.data.kws_dataset import make_kws_training_dataset
 
+    options = dict(PIPELINES[pipeline])
     started = time.perf_counter()
     dataset, info = make_kws_training_dataset(
         items.paths, items.texts, items.labels, encode_text=encode, keywords_per_batch=k,
-        clips_per_keyword=m, cache_audio=cache_audio,
+        clips_per_keyword=m, cache_audio=cache_audio, hard_negatives=hard_negatives, **options,
     )
     setup = time.perf_counter() - started
     iterator = iter(dataset)
     next(iterator)  # start the pipeline (threads, first batch)
     started = time.perf_counter()
     audio_s = 0.0
+    padded = 0
     for _ in range(batches):
         batch = next(iterator)
         audio_s += float(np.sum(batch["audio_length"])) / 16000
+        padded += int(np.prod(batch["audio"].shape))
     seconds = time.perf_counter() - started
     mode = "cached" if info.cached else "on-the-fly decode"
+    padding = 1.0 - audio_s * 16000 / max(padded, 1)
     rows = []
     if cache_audio:
         rows.append({"stage": "pipeline set-up (decode all into cache)", "clips": info.num_clips,
                      "seconds": setup, "audio_s": 0.0, "note": f"{info.cache_mb:.0f} MB"})
-    rows.append({"stage": f"training batches ({mode}, {k}x{m})", "clips": batches * info.batch_size,
-                 "seconds": seconds, "audio_s": audio_s, "note": f"skipped {info.skipped}"})
+    rows.append({"stage": f"training batches, {pipeline} ({mode}, {k}x{m})", "clips": batches * info.batch_size,
+                 "seconds": seconds, "audio_s": audio_s,
+                 "note": f"padding {100 * padding:.1f} % of samples; skipped {info.skipped}"})
     return rows
 
 
-def measure_train_step(items, encode, k: int, m: int, steps: int, warmup: int = 10) -> float:
+def measure_train_step(items, encode, k: int, m: int, steps: int, warmup: int = 10, hard_negatives=None) -> float:
     """Clips/s that adml_tiny's training step consumes on this machine and backend
     (the pipeline must outrun it). Warm-up steps (compilation) are not timed."""
     import keras
@@ -132,7 +152,7 @@ def measure_train_step(items, encode, k: int, m: int, steps: int, warmup: int = 
 
     dataset, info = make_kws_training_dataset(
         items.paths, items.texts, items.labels, encode_text=encode, keywords_per_batch=k,
-        clips_per_keyword=m, audio_buckets=(16000, 32000), phoneme_buckets=(32,),
+        clips_per_keyword=m, hard_negatives=hard_negatives, **PIPELINES["default (families, grouped by length)"],
     )
     model = ADML(**{**PRESET_CONFIGS["adml_tiny"], "num_keywords": items.num_classes})
     model.compile()
@@ -183,13 +203,15 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="also write the table (markdown) to this file")
     args = parser.parse_args(argv)
 
-    from kerasadml.data.libriphrase import read_libriphrase_csv, training_items
+    from kerasadml.data.libriphrase import hard_negative_map, read_libriphrase_csv, training_items
     from kerasadml.data.phonemizer import PhonemeVocabulary, Phonemizer
 
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = Path(args.data_dir) if args.data_dir else Path(tmp) / f"synthphrase_{args.size}"
         rows = [measure_synthesis(out_dir, args.size, args.workers, args.seed)]
-        items = training_items(read_libriphrase_csv(out_dir / "synthphrase_train.csv"))
+        csv_rows = read_libriphrase_csv(out_dir / "synthphrase_train.csv")
+        items = training_items(csv_rows)
+        hard_negatives = hard_negative_map(csv_rows)
         rng = np.random.default_rng(0)
         sample = [items.paths[i] for i in rng.permutation(len(items))[: args.decode_clips]]
         rows.append(measure_decode(sample, 1))
@@ -202,11 +224,14 @@ def main(argv=None) -> int:
 
         k = min(args.keywords_per_batch, items.num_classes)
         for cache_audio in (True, False):
-            rows.extend(measure_pipeline(items, encode, cache_audio, args.batches, k, args.clips_per_keyword))
+            for pipeline in PIPELINES:
+                rows.extend(measure_pipeline(items, encode, cache_audio, args.batches, k, args.clips_per_keyword,
+                                             hard_negatives, pipeline))
 
         train_rate = args.train_step_clips_per_sec
         if train_rate is None and args.train_steps > 0:
-            train_rate = measure_train_step(items, encode, k, args.clips_per_keyword, args.train_steps)
+            train_rate = measure_train_step(items, encode, k, args.clips_per_keyword, args.train_steps,
+                                            hard_negatives=hard_negatives)
 
     table = format_table(rows, train_rate)
     print(table)

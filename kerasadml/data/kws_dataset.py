@@ -34,7 +34,7 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -42,6 +42,9 @@ import tensorflow as tf
 logger = logging.getLogger(__name__)
 
 DEFAULT_AUDIO_BUCKETS = (16000, 24000, 32000)
+#: Widths of the training recipe (0.55, 0.75, 1, 1.25, 1.5, 1.75, 2 s): with batches
+#: grouped by length, seven compiled shapes keep the padding of 0.5-2 s phrases small.
+DEFAULT_TRAINING_AUDIO_BUCKETS = (8800, 12000, 16000, 20000, 24000, 28000, 32000)
 DEFAULT_PHONEME_BUCKETS = (8, 16, 32)
 _MAX_EXAMPLES = 10
 
@@ -206,24 +209,105 @@ def _log_skipped(what: str, count: int, total: int, examples: list) -> None:
 class _BalancedSampler:
     """K distinct keywords x M clips per batch. Keywords are visited in shuffled rounds
     (every keyword once per round); clips are drawn without replacement inside a batch
-    when the keyword has at least M clips, with replacement otherwise."""
+    when the keyword has at least M clips, with replacement otherwise.
 
-    def __init__(self, groups: list[np.ndarray], k: int, m: int, rng: np.random.Generator):
+    With ``neighbours`` (per keyword, the keywords that are its hard negatives) and
+    ``family_size`` F > 1, a batch is made of *families*: each keyword taken from the
+    round brings up to F - 1 of its neighbours that are not in the batch yet (chosen at
+    random), so every step contrasts keywords that differ by a phoneme or two. A
+    neighbour taken this way still gets its own turn in the round.
+
+    With ``lengths`` (a typical clip length per keyword), each round is grouped by length
+    the way "sortish" samplers do: the shuffled round is cut into pools of about
+    ``pool_batches`` batches and each pool is sorted by length (in a random direction)
+    and consumed in order. Batches then hold clips of similar length and
+    little padding, while every keyword still comes once per round. With ``clip_lengths``
+    too, a keyword's clips are drawn among those at most ``slack`` times the longest
+    typical length of the batch's keywords (all its clips when fewer than M qualify)."""
+
+    def __init__(
+        self,
+        groups: list[np.ndarray],
+        k: int,
+        m: int,
+        rng: np.random.Generator,
+        neighbours: list[np.ndarray] | None = None,
+        family_size: int = 1,
+        lengths: np.ndarray | None = None,
+        pool_batches: int = 16,
+        clip_lengths: np.ndarray | None = None,
+        slack: float = 1.2,
+    ):
         self.groups, self.k, self.m, self.rng = groups, k, m, rng
+        self.neighbours = neighbours
+        self.family_size = max(1, int(family_size)) if neighbours is not None else 1
+        self.lengths = None if lengths is None else np.asarray(lengths, np.float64)
+        self.pool_batches = max(1, int(pool_batches))
+        self.clip_lengths = None if clip_lengths is None or lengths is None else np.asarray(clip_lengths)
+        self.slack = float(slack)
         self.queue: list[int] = []
 
-    def next_keywords(self) -> list[int]:
+    def _round(self, pending: set) -> list[int]:
+        order = [g for g in self.rng.permutation(len(self.groups)).tolist() if g not in pending]
+        if self.lengths is None:
+            return order
+        # a batch takes k keywords, or k / family_size seeds when families fill it
+        per_batch = max(1, self.k // self.family_size)
+        pool = per_batch * self.pool_batches
+        out: list[int] = []
+        for start in range(0, len(order), pool):
+            # Sorted pools are consumed in order (a batch may take more seeds than
+            # ``per_batch`` when families are small, so batches are not cut here); the
+            # direction of each pool is random.
+            chunk = sorted(order[start : start + pool], key=lambda g: self.lengths[g])
+            out.extend(chunk[::-1] if self.rng.random() < 0.5 else chunk)
+        return out
+
+    def _refill(self) -> None:
         if len(self.queue) < self.k:
-            pending = set(self.queue)
-            fresh = [g for g in self.rng.permutation(len(self.groups)).tolist() if g not in pending]
-            self.queue = self.queue + fresh
-        chosen, self.queue = self.queue[: self.k], self.queue[self.k :]
+            self.queue = self.queue + self._round(set(self.queue))
+
+    def next_keywords(self) -> list[int]:
+        self._refill()
+        if self.family_size == 1:
+            chosen, self.queue = self.queue[: self.k], self.queue[self.k :]
+            return chosen
+        chosen: list[int] = []
+        taken: set[int] = set()
+        while len(chosen) < self.k:
+            self._refill()
+            seed = self.queue.pop(0)
+            if seed in taken:
+                continue
+            chosen.append(seed)
+            taken.add(seed)
+            near = [g for g in self.neighbours[seed].tolist() if g not in taken]
+            if self.lengths is not None:  # keep the batch's lengths together
+                low, high = self.lengths[seed] / self.slack, self.lengths[seed] * self.slack
+                near = [g for g in near if low <= self.lengths[g] <= high]
+            if near:
+                count = min(len(near), self.family_size - 1, self.k - len(chosen))
+                for g in self.rng.choice(len(near), size=count, replace=False).tolist():
+                    chosen.append(near[g])
+                    taken.add(near[g])
         return chosen
 
     def next_batch(self, usable: Callable[[int], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         rows, keywords = [], []
-        for g in self.next_keywords():
+        chosen = self.next_keywords()
+        limit = None
+        if self.clip_lengths is not None:
+            # The batch is padded to its longest clip: draw each keyword's clips among
+            # those no longer than the batch's typical keyword length allows (at least M
+            # per keyword when it has them), so that one slow voice does not double the
+            # width of the whole batch.
+            limit = self.slack * float(np.max(self.lengths[chosen]))
+        for g in chosen:
             members = self.groups[g] if usable is None else usable(g)
+            if limit is not None:
+                short = members[self.clip_lengths[members] <= limit]
+                if short.shape[0] >= min(self.m, members.shape[0]):
+                    members = short
             replace = members.shape[0] < self.m
             picks = self.rng.choice(members.shape[0], size=self.m, replace=replace)
             rows.extend(members[picks].tolist())
@@ -269,6 +353,9 @@ def make_kws_training_dataset(
     cache_audio: bool = True,
     max_cache_mb: float = 2048,
     num_parallel_calls: int = tf.data.AUTOTUNE,
+    hard_negatives: Mapping[str, Sequence[str]] | None = None,
+    family_size: int = 1,
+    group_by_length: bool = False,
 ) -> tuple[tf.data.Dataset, KWSDatasetInfo]:
     """Class-balanced training batches of (clip, keyword phonemes, label).
 
@@ -311,6 +398,15 @@ def make_kws_training_dataset(
         seed: sampling seed.
         cache_audio, max_cache_mb: in-memory decoding, and its memory cap.
         num_parallel_calls: parallelism of the on-the-fly decoding map.
+        hard_negatives: optional ``{text: [confusable texts]}`` (e.g. the hard-negative
+            pairs of a LibriPhrase-format CSV, see
+            :func:`kerasadml.data.libriphrase.hard_negative_map`); texts that are not
+            training keywords are ignored.
+        family_size: with ``hard_negatives``, batches are built from keyword families of
+            up to this many keywords (a keyword and its hard negatives), so that every
+            step sees close negatives. ``1`` draws keywords independently.
+        group_by_length: batch keywords of similar clip length together (pooled sorting
+            within each shuffled round), so that batches are padded little.
 
     Returns:
         ``(dataset, info)``: the prefetched ``tf.data.Dataset`` and a
@@ -406,6 +502,21 @@ def make_kws_training_dataset(
     groups = [np.asarray(g, np.int64) for g in members]
     group_phonemes = [encoded[text_of_label[label]] for label in group_labels]
     group_label_values = np.asarray(group_labels, np.int64)
+    if use_cache:
+        clip_lengths = cache.lengths.astype(np.float64)
+    else:
+        clip_lengths = np.asarray([_estimate_samples(paths[i]) for i in keep], np.float64)
+    group_lengths = np.asarray([np.median(clip_lengths[g]) for g in groups], np.float64)
+    neighbours = None
+    if hard_negatives and int(family_size) > 1:
+        group_of_text = {text_of_label[label]: g for g, label in enumerate(group_labels)}
+        neighbours = [
+            np.asarray(
+                sorted({group_of_text[t] for t in hard_negatives.get(text_of_label[label], ()) if t in group_of_text} - {g}),
+                np.int64,
+            )
+            for g, label in enumerate(group_labels)
+        ]
 
     batch = k * m
     suggested = int(math.ceil(len(keep) / batch))
@@ -427,10 +538,23 @@ def make_kws_training_dataset(
         "label": tf.TensorSpec((batch,), tf.int32),
     }
 
+    def new_sampler() -> _BalancedSampler:
+        """A sampler for one pass over the data, seeded by (seed, pass number)."""
+        return _BalancedSampler(
+            groups,
+            k,
+            m,
+            np.random.default_rng([int(seed), next(epochs)]),
+            neighbours,
+            family_size,
+            group_lengths if group_by_length else None,
+            clip_lengths=clip_lengths,
+        )
+
     if use_cache:
 
         def generate():
-            sampler = _BalancedSampler(groups, k, m, np.random.default_rng([int(seed), next(epochs)]))
+            sampler = new_sampler()
             while True:
                 rows, keyword = sampler.next_batch()
                 audio, lengths = _pad_audio([cache.get(r) for r in rows], audio_buckets, "crop")
@@ -487,7 +611,7 @@ def make_kws_training_dataset(
             return audio, lengths, phonemes, group_label_values[keyword].astype(np.int32)
 
         def generate_indices():
-            sampler = _BalancedSampler(groups, k, m, np.random.default_rng([int(seed), next(epochs)]))
+            sampler = new_sampler()
             while True:
                 yield sampler.next_batch(usable)
 

@@ -522,3 +522,18 @@ def write_libriphrase_csv(path, records: Sequence[dict]) -> None:
         writer.writeheader()
         for record in records:
             writer.writerow({c: record[c] for c in LIBRIPHRASE_COLUMNS})
+
+
+def hard_negative_map(rows: Iterable[LibriPhraseRow]) -> dict[str, list[str]]:
+    """``{text: [its hard-negative texts]}`` from the ``hardneg`` rows (both directions).
+
+    LibriPhrase-format training CSVs list, for each anchor, texts that differ from it by a
+    phoneme or two; :func:`kerasadml.data.kws_dataset.make_kws_training_dataset` uses this
+    map to build batches of keyword families. Linear in the number of rows.
+    """
+    near: dict[str, set[str]] = {}
+    for row in rows:
+        if row.kind == "hardneg" and row.anchor_text != row.comparison_text:
+            near.setdefault(row.anchor_text, set()).add(row.comparison_text)
+            near.setdefault(row.comparison_text, set()).add(row.anchor_text)
+    return {text: sorted(others) for text, others in near.items()}

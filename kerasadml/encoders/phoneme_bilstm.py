@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import keras
-from kerasadml.layers.masked_ops import MaskedAveragePooling, MaskedDense, PaddingMask
+from kerasadml.layers.masked_ops import MaskedAttentionPooling, MaskedAveragePooling, MaskedDense, PaddingMask
+
+TEXT_POOLINGS = ("mean", "attention")
 
 
 @keras.saving.register_keras_serializable(package="kerasadml")
@@ -11,7 +13,9 @@ class PhonemeBiLSTM(keras.Model):
     """Phoneme ids -> Embedding -> stacked bidirectional LSTMs -> Dense(D).
 
     Returns the phoneme-level sequence ``Et`` (B, Tt, D), zero at padding, and the
-    utterance embedding ``et`` = masked global average of ``Et``. Id 0 is padding.
+    utterance embedding ``et``: the masked average of ``Et`` (``pooling="mean"``, the
+    paper's) or a multi-head attentive pooling of it (``pooling="attention"``, which keeps
+    one-phoneme differences between keywords, docs/methods.md §1.10). Id 0 is padding.
 
     Args:
         vocabulary_size: number of phoneme ids (``PhonemeVocabulary.size``).
@@ -20,6 +24,8 @@ class PhonemeBiLSTM(keras.Model):
         lstm_units: units of each LSTM direction (256 in the paper).
         num_layers: number of bidirectional layers (2 in the paper).
         dropout: dropout between layers.
+        pooling: ``"mean"`` or ``"attention"`` (utterance embedding).
+        pooling_heads: heads of the attentive pooling.
 
     Call arguments:
         inputs: dict with ``"phonemes"`` (B, Tt) int ids.
@@ -45,8 +51,12 @@ class PhonemeBiLSTM(keras.Model):
         lstm_units: int = 256,
         num_layers: int = 2,
         dropout: float = 0.1,
+        pooling: str = "mean",
+        pooling_heads: int = 4,
         **kwargs,
     ):
+        if pooling not in TEXT_POOLINGS:
+            raise ValueError(f"PhonemeBiLSTM: pooling must be one of {TEXT_POOLINGS}, got {pooling!r}")
         phonemes = keras.Input((None,), dtype="int32", name="phonemes")
         mask = PaddingMask(name="padding_mask")(phonemes)
         x = keras.layers.Embedding(vocabulary_size, token_dim, name="token_embedding")(phonemes)
@@ -57,7 +67,10 @@ class PhonemeBiLSTM(keras.Model):
             if dropout:
                 x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
         sequence = MaskedDense(embedding_dim, name="sequence")(x, mask=mask)
-        embedding = MaskedAveragePooling(name="embedding")(sequence, mask=mask)
+        if pooling == "attention":
+            embedding = MaskedAttentionPooling(pooling_heads, name="embedding")(sequence, mask=mask)
+        else:
+            embedding = MaskedAveragePooling(name="embedding")(sequence, mask=mask)
         super().__init__(
             inputs={"phonemes": phonemes},
             outputs={"sequence": sequence, "embedding": embedding, "mask": mask},
@@ -69,6 +82,8 @@ class PhonemeBiLSTM(keras.Model):
         self.lstm_units = int(lstm_units)
         self.num_layers = int(num_layers)
         self.dropout = float(dropout)
+        self.pooling = pooling
+        self.pooling_heads = int(pooling_heads)
 
     def get_config(self):
         return {
@@ -80,6 +95,8 @@ class PhonemeBiLSTM(keras.Model):
             "lstm_units": self.lstm_units,
             "num_layers": self.num_layers,
             "dropout": self.dropout,
+            "pooling": self.pooling,
+            "pooling_heads": self.pooling_heads,
         }
 
     @classmethod

@@ -6,7 +6,7 @@ from kerasadml.layers.cross_attention_aligner import CrossAttentionAligner
 from kerasadml.layers.ecapa_blocks import SERes2Block, TDNNBlock
 from kerasadml.layers.gradient_reversal import GradientReversal, dann_lambda
 from kerasadml.layers.log_mel import LogMelSpectrogram
-from kerasadml.layers.masked_ops import MaskedAveragePooling, MaskedDense, PaddingMask
+from kerasadml.layers.masked_ops import MaskedAttentionPooling, MaskedAveragePooling, MaskedDense, PaddingMask
 from kerasadml.layers.spec_augment import SpecAugment
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "CrossAttentionAligner",
     "GradientReversal",
     "LogMelSpectrogram",
+    "MaskedAttentionPooling",
     "MaskedAveragePooling",
     "MaskedDense",
     "PaddingMask",

@@ -7,11 +7,7 @@ import math
 import keras
 from keras import ops
 
-
-def _large_negative(dtype) -> float:
-    """A large negative logit for masked positions that stays finite in ``dtype``
-    (``-inf`` would turn a fully masked softmax row into NaN)."""
-    return -3.0e4 if keras.backend.standardize_dtype(dtype) == "float16" else -1.0e9
+from kerasadml.ops import l2_normalize, large_negative
 
 
 def _check_mask(name: str, mask, data_name: str, data_shape) -> None:
@@ -62,6 +58,12 @@ class CrossAttentionAligner(keras.layers.Layer):
         output_dim: width of ``aligned``. Defaults to the audio feature width ``Da``.
         use_bias: whether the projections ``Wq, Wk, Wv, Wo`` have biases.
         dropout: dropout rate on the attention weights (training only).
+        similarity: ``"dot"`` (scaled dot product ``q·k / sqrt(d_k)``, the paper's) or
+            ``"cosine"`` (``r · cos(q, k)`` with a trained scale ``r``, initialised at
+            ``scale`` and kept in ``[1, 100]``). Cosine attention cannot be dominated by a
+            few audio frames of large norm, which made dot-product attention collapse onto
+            one or two frames (docs/methods.md §1.10).
+        scale: initial ``r`` of cosine attention.
         **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ...).
 
     Weights: with one head and no ``output_dim``, ``Wv`` maps ``Da -> Da`` and there is no
@@ -101,9 +103,17 @@ class CrossAttentionAligner(keras.layers.Layer):
         output_dim: int | None = None,
         use_bias: bool = False,
         dropout: float = 0.0,
+        similarity: str = "dot",
+        scale: float = 10.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if similarity not in ("dot", "cosine"):
+            raise ValueError(
+                f"CrossAttentionAligner: similarity must be 'dot' or 'cosine', got {similarity!r}"
+            )
+        if not 1.0 <= float(scale) <= 100.0:
+            raise ValueError(f"CrossAttentionAligner: scale must be in [1, 100], got {scale}")
         if units is not None and int(units) <= 0:
             raise ValueError(
                 f"CrossAttentionAligner: units must be a positive int or None, got {units}"
@@ -123,6 +133,9 @@ class CrossAttentionAligner(keras.layers.Layer):
         self.output_dim = None if output_dim is None else int(output_dim)
         self.use_bias = bool(use_bias)
         self.dropout = float(dropout)
+        self.similarity = similarity
+        self.scale = float(scale)
+        self.log_scale = None
         self.has_output_projection = self.num_heads > 1 or self.output_dim is not None
         # Masks are explicit call arguments; inputs that carry a Keras mask are fine.
         self.supports_masking = True
@@ -187,6 +200,13 @@ class CrossAttentionAligner(keras.layers.Layer):
         self.query_dense.build(tuple(text_shape))
         self.key_dense.build(tuple(audio_shape))
         self.value_dense.build(tuple(audio_shape))
+        if self.similarity == "cosine":
+            self.log_scale = self.add_weight(
+                shape=(),
+                initializer=keras.initializers.Constant(math.log(self.scale)),
+                name="log_scale",
+                dtype="float32",
+            )
         if self.has_output_projection:
             self.output_dense = dense(out_dim, "output")
             self.output_dense.build(tuple(text_shape[:-1]) + (self.num_heads * self.value_dim,))
@@ -209,15 +229,23 @@ class CrossAttentionAligner(keras.layers.Layer):
         k = self._split_heads(self.key_dense(audio), self.key_dim)  # (B, H, Ta, dk)
         v = self._split_heads(self.value_dense(audio), self.value_dim)  # (B, H, Ta, dv)
 
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))  # (B, H, Tt, Ta)
         # The softmax runs in at least float32 (mixed precision), then returns to v's dtype.
-        softmax_dtype = keras.backend.standardize_dtype(scores.dtype)
+        softmax_dtype = keras.backend.standardize_dtype(q.dtype)
         if softmax_dtype in ("float16", "bfloat16"):
             softmax_dtype = "float32"
-        scores = ops.cast(scores, softmax_dtype) * (1.0 / math.sqrt(self.key_dim))
+        if self.similarity == "cosine":
+            q = ops.cast(q, softmax_dtype)
+            k = ops.cast(k, softmax_dtype)
+            q = l2_normalize(q)
+            k = l2_normalize(k)
+            scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))  # (B, H, Tt, Ta)
+            scores = scores * ops.exp(ops.clip(ops.cast(self.log_scale, softmax_dtype), 0.0, math.log(100.0)))
+        else:
+            scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))  # (B, H, Tt, Ta)
+            scores = ops.cast(scores, softmax_dtype) * (1.0 / math.sqrt(self.key_dim))
         if audio_mask is not None:
             valid_audio = ops.cast(audio_mask, "bool")[:, None, None, :]
-            scores = ops.where(valid_audio, scores, _large_negative(scores.dtype))
+            scores = ops.where(valid_audio, scores, large_negative(scores.dtype))
         weights = ops.softmax(scores, axis=-1)
         if audio_mask is not None:
             # A fully padded audio row gave a uniform softmax over padding: zero it.
@@ -254,6 +282,8 @@ class CrossAttentionAligner(keras.layers.Layer):
                 "output_dim": self.output_dim,
                 "use_bias": self.use_bias,
                 "dropout": self.dropout,
+                "similarity": self.similarity,
+                "scale": self.scale,
             }
         )
         return config

@@ -22,7 +22,7 @@ def masked_time_mean(x, mask):
 
 @keras.saving.register_keras_serializable(package="kerasadml")
 class TDNNBlock(keras.layers.Layer):
-    """Conv1D -> ReLU -> BatchNorm over time, re-zeroing padded frames.
+    """Conv1D -> ReLU -> BatchNorm over time (statistics of the valid frames), re-zeroing padded frames.
 
     Args:
         filters: output channels.
@@ -61,7 +61,9 @@ class TDNNBlock(keras.layers.Layer):
 
     def call(self, inputs, mask=None, training=None):
         x = _apply_mask(inputs, mask)
-        x = self.norm(ops.relu(self.conv(x)), training=training)
+        # BatchNorm statistics over the valid frames only: padding would drag the batch
+        # mean toward 0 and change with the batch's length mix (docs/methods.md §1.1.2).
+        x = self.norm(ops.relu(self.conv(x)), training=training, mask=mask)
         return _apply_mask(x, mask)
 
     def compute_output_shape(self, input_shape):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from kerasadml.ops import large_negative
+
 
 @keras.saving.register_keras_serializable(package="kerasadml")
 class PaddingMask(keras.layers.Layer):
@@ -108,3 +110,72 @@ class MaskedAveragePooling(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="kerasadml")
+class MaskedAttentionPooling(keras.layers.Layer):
+    """Multi-head attentive pooling over time of (B, T, D), padding excluded.
+
+    Each head ``h`` scores every valid position, ``a_th = softmax_t(x_t · q_h)`` (a learned
+    query per head; padded positions get no weight), pools ``p_h = Σ_t a_th x_t``, and the
+    concatenated heads are projected back to ``D``: ``Dense(D)(concat_h p_h)``. Unlike a
+    plain mean, a head can put its weight on the one phoneme where two keywords differ,
+    so close keywords keep distinct embeddings (docs/methods.md §1.10).
+
+    Args:
+        num_heads: number of pooling heads.
+
+    Call arguments:
+        inputs: (B, T, D).
+        mask: optional (B, T) bool, True = valid.
+
+    Returns:
+        (B, D).
+
+    Example:
+
+    >>> import numpy as np
+    >>> x = np.ones((2, 3, 4), "float32"); m = np.array([[True, True, False]] * 2)
+    >>> MaskedAttentionPooling(num_heads=2)(x, mask=m).shape
+    (2, 4)
+    """
+
+    def __init__(self, num_heads: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        if int(num_heads) < 1:
+            raise ValueError(f"MaskedAttentionPooling: num_heads must be >= 1, got {num_heads}")
+        self.num_heads = int(num_heads)
+        self.supports_masking = True
+        self.score = None
+        self.project = None
+
+    def build(self, input_shape):
+        dim = int(input_shape[-1])
+        self.score = keras.layers.Dense(self.num_heads, name="score", dtype=self.dtype_policy)
+        self.score.build(input_shape)
+        self.project = keras.layers.Dense(dim, name="project", dtype=self.dtype_policy)
+        self.project.build(tuple(input_shape[:1]) + (dim * self.num_heads,))
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def call(self, inputs, mask=None):
+        scores = ops.cast(self.score(inputs), "float32")  # (B, T, H)
+        if mask is not None:
+            valid = ops.cast(mask, "bool")[..., None]
+            scores = ops.where(valid, scores, large_negative(scores.dtype))
+        weights = ops.softmax(scores, axis=1)
+        if mask is not None:
+            weights = weights * ops.cast(valid, weights.dtype)
+        weights = ops.cast(weights, inputs.dtype)
+        pooled = ops.einsum("bth,btd->bhd", weights, inputs)
+        shape = ops.shape(pooled)
+        return self.project(ops.reshape(pooled, (shape[0], shape[1] * shape[2])))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_heads": self.num_heads})
+        return config

@@ -25,6 +25,9 @@ class SpecAugment(DataLayer):
         freq_width: largest frequency mask width (bins).
         time_masks: number of time masks per clip.
         time_width: largest time mask width (frames).
+        time_width_ratio: optional; with ``lengths``, the largest time mask width of each
+            clip is also at most ``floor(time_width_ratio * length)`` frames, so short
+            clips get proportionally short masks (``None``: ``time_width`` for every clip).
         mask_value: value written into masked cells.
         seed: optional int seed.
 
@@ -56,9 +59,12 @@ class SpecAugment(DataLayer):
         time_width: int = 10,
         mask_value: float = 0.0,
         seed: int | None = None,
+        time_width_ratio: float | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if time_width_ratio is not None and not 0.0 < float(time_width_ratio) <= 1.0:
+            raise ValueError(f"SpecAugment: time_width_ratio must be in (0, 1] or None, got {time_width_ratio}")
         for name, value in (
             ("freq_masks", freq_masks),
             ("freq_width", freq_width),
@@ -72,6 +78,7 @@ class SpecAugment(DataLayer):
         self.time_masks = int(time_masks)
         self.time_width = int(time_width)
         self.mask_value = float(mask_value)
+        self.time_width_ratio = None if time_width_ratio is None else float(time_width_ratio)
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
@@ -116,7 +123,14 @@ class SpecAugment(DataLayer):
                 limit = b.numpy.minimum(b.cast(lengths, "float32"), b.cast(frames, "float32"))[
                     :, None
                 ]
-            tmask = self._band_mask(batch, frames, limit, self.time_masks, self.time_width, seed)
+            max_width = self.time_width
+            if self.time_width_ratio is not None:
+                # Scaled to each clip: a mask of 10 frames can hide the one phoneme that
+                # tells a keyword from its hard negative in a 50-frame clip.
+                max_width = b.numpy.minimum(
+                    float(self.time_width), b.numpy.floor(self.time_width_ratio * limit)
+                )
+            tmask = self._band_mask(batch, frames, limit, self.time_masks, max_width, seed)
             masked = b.numpy.logical_or(masked, tmask[:, :, None])
         fill = b.cast(b.convert_to_tensor(self.mask_value), features.dtype)
         return b.numpy.where(masked, fill, features)
@@ -135,6 +149,7 @@ class SpecAugment(DataLayer):
                 "freq_width": self.freq_width,
                 "time_masks": self.time_masks,
                 "time_width": self.time_width,
+                "time_width_ratio": self.time_width_ratio,
                 "mask_value": self.mask_value,
                 "seed": self.seed,
             }

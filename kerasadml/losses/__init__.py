@@ -13,6 +13,7 @@ from kerasadml.losses.contrastive import AAContrastive, SupervisedContrastive
 from kerasadml.losses.modality_adversarial import ModalityAdversarial
 from kerasadml.losses.monotonic_alignment import MonotonicAlignment
 from kerasadml.losses.multi_similarity import MultiSimilarity, ProxyMS
+from kerasadml.losses.proxy_nce import ProxyNCE
 from kerasadml.losses.relational_proxy import RelationalProxy
 from kerasadml.losses.sphereface2 import SphereFace2
 from kerasadml.losses.triplet import AATriplet, Triplet
@@ -27,6 +28,7 @@ __all__ = [
     "MonotonicAlignment",
     "MultiSimilarity",
     "ProxyMS",
+    "ProxyNCE",
     "RelationalProxy",
     "SphereFace2",
     "SupervisedContrastive",

@@ -6,8 +6,11 @@
   ``retrieval_map``, ``average_precision_per_query``, ``recall_at_k``, ``precision_at_k``,
   ``retrieval_report``.
 - Keras metrics for live figures during ``fit``: ``StreamingEER``, ``StreamingAUC``.
+- Alignment (docs/methods.md §1.10), numpy: ``attention_peaks``, ``monotonic_fraction``,
+  ``peak_spread``.
 """
 
+from kerasadml.metrics.alignment import attention_peaks, monotonic_fraction, peak_spread
 from kerasadml.metrics.detection import (
     average_precision,
     detection_report,
@@ -25,6 +28,9 @@ from kerasadml.metrics.retrieval import (
 )
 
 __all__ = [
+    "attention_peaks",
+    "monotonic_fraction",
+    "peak_spread",
     "StreamingAUC",
     "StreamingEER",
     "average_precision",

@@ -22,25 +22,31 @@ from kerasadml.losses.base import masked_mean
 from kerasadml.losses.modality_adversarial import ModalityAdversarial
 from kerasadml.losses.monotonic_alignment import MonotonicAlignment
 from kerasadml.losses.multi_similarity import ProxyMS
+from kerasadml.losses.proxy_nce import ProxyNCE
 from kerasadml.losses.relational_proxy import RelationalProxy
 from kerasadml.losses.sphereface2 import SphereFace2
+from kerasadml.ops import l2_normalize, l2_normalize_np
 from kerasadml.zoo.presets import PresetMixin
 
+UTTERANCE_LOSSES = ("proxy_nce", "relational_proxy")
 PHONEME_LOSSES = ("asyp_adams", "asyp", "proxy_ms", "none")
 KEYWORD_LOSSES = ("sphereface2", "aam_softmax", "none")
 MAL_LEVELS = ("none", "utterance", "both")
 
+#: The paper's configuration (arXiv 2505.16735) where this package's defaults differ:
+#: ``ADML(num_keywords, **PAPER_CONFIG)`` or ``kerasadml train --recipe paper``. The
+#: defaults are the recipe that measured best here (docs/methods.md §1.10).
+PAPER_CONFIG: dict[str, Any] = {
+    "utterance_loss": "relational_proxy",
+    "proxy_memory": False,
+    "text_pooling": "mean",
+    "aligner_similarity": "dot",
+    "loss_warmup_steps": 0,
+    "keyword_weight": 1.0,
+}
+
 #: The terms ``compute_loss`` logs during ``fit`` (each a Mean over the epoch).
 LOSS_TERMS = ("loss_utt", "loss_phn", "loss_mm", "loss_key", "loss_adv", "mal_acc_utt", "mal_acc_phn")
-
-
-def _unit(x):
-    """Rows of a tensor scaled to unit L2 norm (zero rows stay zero)."""
-    return x / ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), 1e-12))
-
-
-def _l2_normalize(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 @keras.saving.register_keras_serializable(package="kerasadml")
@@ -108,6 +114,20 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         relational_distance_weight, relational_angle_weight: relational term weights of
             ``L_utt`` (0, 0 leaves only its point-to-point AsyP term).
         spec_augment: apply SpecAugment to training features.
+        utterance_loss: ``"relational_proxy"`` (the paper's ``L_utt``: AsyP + relational
+            term over the batch's texts) or ``"proxy_nce"`` (softmax over keyword text
+            proxies with an additive margin: a relative objective that keeps pushing hard
+            negatives, docs/methods.md §1.10).
+        nce_scale, nce_margin: scale and margin of ``"proxy_nce"``.
+        proxy_memory: with ``"proxy_nce"``, every training keyword's latest text embedding
+            is kept in a memory (``num_keywords x D``, not trained, saved with the model)
+            and the keywords absent from a batch act as extra (constant) proxies, so each
+            step contrasts a clip with all training keywords, not only the batch's.
+        text_pooling: ``"mean"`` (paper) or ``"attention"`` (see ``PhonemeBiLSTM``).
+        aligner_similarity: ``"dot"`` (paper) or ``"cosine"`` (see ``CrossAttentionAligner``).
+        loss_warmup_steps: the keyword, phoneme and adversarial terms ramp linearly from 0
+            to their weight over this many training steps (0: no ramp), so the utterance
+            objective shapes the space first.
 
     Example:
 
@@ -139,7 +159,7 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         mm_weight: float = 1.0,
         mm_reduction: str = "rows",
         keyword_loss: str = "sphereface2",
-        keyword_weight: float = 1.0,
+        keyword_weight: float = 0.1,
         mal: str = "both",
         lambda_adv: float = 0.1,
         adv_schedule_steps: int | None = None,
@@ -154,6 +174,13 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         relational_distance_weight: float = 1.0,
         relational_angle_weight: float = 2.0,
         spec_augment: bool = True,
+        utterance_loss: str = "proxy_nce",
+        nce_scale: float = 24.0,
+        nce_margin: float = 0.25,
+        proxy_memory: bool = True,
+        text_pooling: str = "attention",
+        aligner_similarity: str = "cosine",
+        loss_warmup_steps: int = 300,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -161,6 +188,10 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
             raise ValueError(f"ADML: phoneme_loss must be one of {PHONEME_LOSSES}, got {phoneme_loss!r}")
         if keyword_loss not in KEYWORD_LOSSES:
             raise ValueError(f"ADML: keyword_loss must be one of {KEYWORD_LOSSES}, got {keyword_loss!r}")
+        if utterance_loss not in UTTERANCE_LOSSES:
+            raise ValueError(f"ADML: utterance_loss must be one of {UTTERANCE_LOSSES}, got {utterance_loss!r}")
+        if int(loss_warmup_steps) < 0:
+            raise ValueError(f"ADML: loss_warmup_steps must be >= 0, got {loss_warmup_steps}")
         if mal not in MAL_LEVELS:
             raise ValueError(f"ADML: mal must be one of {MAL_LEVELS}, got {mal!r}")
         if keyword_loss != "none" and int(num_keywords) < 2:
@@ -196,12 +227,19 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         self.relational_distance_weight = float(relational_distance_weight)
         self.relational_angle_weight = float(relational_angle_weight)
         self.spec_augment = bool(spec_augment)
+        self.utterance_loss_name = utterance_loss
+        self.nce_scale = float(nce_scale)
+        self.nce_margin = float(nce_margin)
+        self.proxy_memory = bool(proxy_memory)
+        self.text_pooling = text_pooling
+        self.aligner_similarity = aligner_similarity
+        self.loss_warmup_steps = int(loss_warmup_steps)
 
         self.vocabulary = PhonemeVocabulary(keep_stress=self.keep_stress)
         self._phonemizer: Phonemizer | None = None
         d = self.embedding_dim
         self.frontend = LogMelSpectrogram(name="frontend")
-        self.augment = SpecAugment(name="spec_augment") if self.spec_augment else None
+        self.augment = SpecAugment(time_width_ratio=0.05, name="spec_augment") if self.spec_augment else None
         self.audio_encoder = ECAPATDNN(
             input_dim=self.frontend.num_mel_bins,
             channels=self.audio_channels,
@@ -217,19 +255,38 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
             token_dim=self.token_dim,
             lstm_units=self.text_units,
             num_layers=self.text_layers,
+            pooling=self.text_pooling,
             name="text_encoder",
         )
-        self.aligner = CrossAttentionAligner(num_heads=self.aligner_heads, output_dim=d, name="aligner")
+        self.aligner = CrossAttentionAligner(
+            num_heads=self.aligner_heads, output_dim=d, similarity=self.aligner_similarity, name="aligner"
+        )
 
         # Loss parts (layers, so that their weights train, save and restore with the model).
-        self.utterance_loss = RelationalProxy(
-            alpha=self.ms_alpha,
-            beta=self.ms_beta,
-            lambda_=self.ms_lambda,
-            distance_weight=self.relational_distance_weight,
-            angle_weight=self.relational_angle_weight,
-            name="utterance_loss",
-        )
+        if utterance_loss == "proxy_nce":
+            self.utterance_loss = ProxyNCE(scale=self.nce_scale, margin=self.nce_margin, name="utterance_loss")
+        else:
+            self.utterance_loss = RelationalProxy(
+                alpha=self.ms_alpha,
+                beta=self.ms_beta,
+                lambda_=self.ms_lambda,
+                distance_weight=self.relational_distance_weight,
+                angle_weight=self.relational_angle_weight,
+                name="utterance_loss",
+            )
+        self.proxy_bank = self.proxy_filled = None
+        if self.proxy_memory and utterance_loss == "proxy_nce":
+            self.proxy_bank = self.add_weight(
+                shape=(self.num_keywords, d), initializer="zeros", trainable=False, name="proxy_bank"
+            )
+            self.proxy_filled = self.add_weight(
+                shape=(self.num_keywords,), initializer="zeros", trainable=False, name="proxy_filled"
+            )
+        # The step counter of the loss warm-up exists only when there is a warm-up, so that
+        # presets saved without one load unchanged.
+        self.loss_step = None
+        if self.loss_warmup_steps:
+            self.loss_step = self.add_weight(shape=(), initializer="zeros", trainable=False, name="loss_step")
         self.phoneme_loss_layer = None
         if phoneme_loss in ("asyp_adams", "asyp"):
             self.phoneme_loss_layer = AsyPAdaMS(
@@ -280,7 +337,7 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         features = self.frontend(audio, lengths=audio_length)
         frames = self.frontend.frame_lengths(audio_length)
         if self.augment is not None and training:
-            features = self.augment(features, training=training)
+            features = self.augment(features, lengths=frames, training=training)
         mask = ops.arange(ops.shape(features)[1])[None, :] < frames[:, None]
         encoded = self.audio_encoder({"features": features, "mask": mask}, training=training)
         return encoded["sequence"], encoded["embedding"], mask
@@ -316,16 +373,46 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
             outputs.update(aligned=aligned, affinity=affinity)
         return outputs
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """``L = L_utt + w_key L_key + w_mm L_MM + lambda_phn L_phn + L_adv`` (docs/methods.md §1.9)."""
-        if y_pred is None:
-            y_pred = self(x, training=training)
+    #: The keys of ``loss_terms(...)["weighted"]``, in order.
+    WEIGHTED_TERMS = ("utt", "phn", "mm", "key", "adv")
+
+    def loss_terms(self, x: dict, y_pred: dict, training: bool = False) -> dict:
+        """Each term's weighted contribution to the training loss, and what it logs.
+
+        Returns:
+            ``{"weighted": {"utt", "phn", "mm", "key", "adv"}, "logged": {LOSS_TERMS}}``:
+            the total loss is the sum of ``weighted`` (docs/methods.md §1.9); ``logged``
+            holds the unweighted values and the modality accuracies. With
+            ``training=True`` the step counter and the proxy memory are updated.
+        """
         labels = ops.cast(x["label"], "int32")
         ea, et = y_pred["audio_embedding"], y_pred["text_embedding"]
         zero = ops.zeros((), "float32")
 
-        loss_utt = ops.mean(self.utterance_loss(ea, labels, et, labels))
-        total = loss_utt
+        ramp = ops.ones((), "float32")
+        if self.loss_step is not None:
+            if training:
+                self.loss_step.assign_add(1.0)
+            ramp = ops.minimum(ops.convert_to_tensor(self.loss_step) / float(self.loss_warmup_steps), 1.0)
+
+        if self.utterance_loss_name == "proxy_nce":
+            refs, ref_labels, ref_mask = et, labels, None
+            if self.proxy_bank is not None:
+                keyword_ids = ops.arange(self.num_keywords, dtype="int32")
+                in_batch = ops.any(ops.equal(keyword_ids[:, None], labels[None, :]), axis=1)
+                bank_mask = ops.logical_and(ops.convert_to_tensor(self.proxy_filled) > 0, ops.logical_not(in_batch))
+                refs = ops.concatenate([et, ops.stop_gradient(ops.cast(self.proxy_bank, et.dtype))], axis=0)
+                ref_labels = ops.concatenate([labels, keyword_ids], axis=0)
+                ref_mask = ops.concatenate([ops.ones_like(labels, dtype="bool"), bank_mask], axis=0)
+                if training:
+                    fresh = ops.stop_gradient(ops.cast(l2_normalize(et), self.proxy_bank.dtype))
+                    self.proxy_bank.assign(ops.scatter_update(self.proxy_bank, labels[:, None], fresh))
+                    self.proxy_filled.assign(
+                        ops.scatter_update(self.proxy_filled, labels[:, None], ops.ones_like(labels, "float32"))
+                    )
+            loss_utt = ops.mean(self.utterance_loss(ea, labels, refs, ref_labels, ref_mask=ref_mask))
+        else:
+            loss_utt = ops.mean(self.utterance_loss(ea, labels, et, labels))
 
         text_mask = y_pred["text_mask"]
         d = ops.shape(et)[-1]
@@ -345,35 +432,48 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
                     flat_aligned, flat_ids, flat_text, flat_ids, mask=flat_mask, ref_mask=flat_mask
                 )
             loss_phn = masked_mean(values, flat_mask)
-            total = total + self.lambda_phn * loss_phn
 
         loss_mm = zero
         if self.mm_weight:
             loss_mm = ops.mean(
                 self.alignment_loss(y_pred["affinity"], text_mask=text_mask, audio_mask=y_pred["audio_mask"])
             )
-            total = total + self.mm_weight * loss_mm
 
         loss_key = zero
         if self.keyword_head is not None:
             loss_key = ops.mean(self.keyword_head(ea, labels))
-            total = total + self.keyword_weight * loss_key
 
         # The modality classifiers see unit vectors: the space is cosine, and the encoders
         # (which maximise the classifier's loss through the reversal) cannot win the game
         # by inflating the feature scale.
         loss_adv, acc_utt, acc_phn = zero, zero, zero
         if self.adversary_utt is not None:
-            adv, acc_utt = self.adversary_utt(_unit(ea), _unit(et), training=training)
+            adv, acc_utt = self.adversary_utt(l2_normalize(ea), l2_normalize(et), training=training)
             loss_adv = loss_adv + adv
         if self.adversary_phn is not None:
             adv, acc_phn = self.adversary_phn(
-                _unit(flat_aligned), _unit(flat_text), audio_mask=flat_mask, text_mask=flat_mask, training=training
+                l2_normalize(flat_aligned), l2_normalize(flat_text), audio_mask=flat_mask, text_mask=flat_mask, training=training
             )
             loss_adv = loss_adv + adv
-        total = total + loss_adv
 
-        for name, value in zip(LOSS_TERMS, (loss_utt, loss_phn, loss_mm, loss_key, loss_adv, acc_utt, acc_phn)):
+        weighted = {
+            "utt": loss_utt,
+            "phn": ramp * self.lambda_phn * loss_phn,
+            "mm": self.mm_weight * loss_mm,
+            "key": ramp * self.keyword_weight * loss_key,
+            "adv": ramp * loss_adv,
+        }
+        logged = dict(zip(LOSS_TERMS, (loss_utt, loss_phn, loss_mm, loss_key, loss_adv, acc_utt, acc_phn)))
+        return {"weighted": weighted, "logged": logged}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """``L = L_utt + w_key L_key + w_mm L_MM + lambda_phn L_phn + L_adv`` (docs/methods.md §1.9);
+        the sum of :meth:`loss_terms`."""
+        if y_pred is None:
+            y_pred = self(x, training=training)
+        terms = self.loss_terms(x, y_pred, training=training)
+        total = sum(terms["weighted"].values())
+        for name, value in terms["logged"].items():
             self.trackers[name].update_state(value)
         # MirroredStrategy sums the replicas' gradients: return loss / replicas (as
         # Keras' own compute_loss does); a no-op on one device and on JAX.
@@ -383,10 +483,41 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
     def metrics(self):
         return super().metrics + list(self.trackers.values())
 
+    @staticmethod
+    def default_optimizer(
+        total_steps: int | None = None,
+        learning_rate: float = 1e-3,
+        warmup_fraction: float = 0.05,
+    ) -> keras.optimizers.Optimizer:
+        """AdamW (weight decay 1e-4, gradient clipping at norm 5).
+
+        With ``total_steps`` the learning rate warms up linearly from 0 to
+        ``learning_rate`` over ``warmup_fraction`` of the steps, then follows a cosine
+        decay to 1 % of it at ``total_steps``; without, it is constant.
+
+        Args:
+            total_steps: number of training steps of the run (``epochs * steps_per_epoch``).
+            learning_rate: peak learning rate.
+            warmup_fraction: share of ``total_steps`` spent warming up.
+        """
+        if total_steps is not None and int(total_steps) < 1:
+            raise ValueError(f"ADML.default_optimizer: total_steps must be >= 1, got {total_steps}")
+        rate = float(learning_rate)
+        if total_steps:
+            warmup = int(round(float(warmup_fraction) * int(total_steps)))
+            rate = keras.optimizers.schedules.CosineDecay(
+                initial_learning_rate=0.0 if warmup else float(learning_rate),
+                decay_steps=max(1, int(total_steps) - warmup),
+                alpha=0.01,
+                warmup_target=float(learning_rate) if warmup else None,
+                warmup_steps=warmup,
+            )
+        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=1e-4, clipnorm=5.0)
+
     def compile(self, optimizer="auto", **kwargs):
-        """``optimizer="auto"``: AdamW(1e-3, weight decay 1e-4) with gradient clipping at norm 5."""
+        """``optimizer="auto"``: :meth:`default_optimizer` with a constant learning rate."""
         if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=1e-4, clipnorm=5.0)
+            optimizer = self.default_optimizer()
         kwargs.pop("loss", None)  # the loss is the model's own (compute_loss)
         super().compile(optimizer=optimizer, **kwargs)
 
@@ -434,7 +565,7 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         for batch, valid in pad_id_batches(ids, batch_size):
             emb = self.predict_on_batch({"phonemes": batch})["text_embedding"]
             out.append(ops.convert_to_numpy(emb)[:valid])
-        return _l2_normalize(np.concatenate(out, 0)) if out else np.zeros((0, self.embedding_dim), "float32")
+        return l2_normalize_np(np.concatenate(out, 0)) if out else np.zeros((0, self.embedding_dim), "float32")
 
     def embed_audio(
         self, audio: Iterable[np.ndarray | str | os.PathLike], batch_size: int = 32
@@ -458,7 +589,7 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         for batch, valid in pad_audio_batches(waves, batch_size):
             emb = self.predict_on_batch(batch)["audio_embedding"]
             out.append(ops.convert_to_numpy(emb)[:valid])
-        return _l2_normalize(np.concatenate(out, 0)) if out else np.zeros((0, self.embedding_dim), "float32")
+        return l2_normalize_np(np.concatenate(out, 0)) if out else np.zeros((0, self.embedding_dim), "float32")
 
     def score(self, audio, texts: Sequence[str] | str) -> np.ndarray:
         """Cosine scores (N clips x K keywords) between clips and keyword texts (a single
@@ -466,13 +597,24 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         return self.embed_audio(audio) @ self.embed_text(texts).T
 
     def affinity(self, audio: np.ndarray, text: str) -> np.ndarray:
-        """The aligner's affinity matrix (Tt x Ta) of one clip (16 kHz array) and one text."""
-        ids = np.asarray([self.encode_text(text)], "int32")
-        wave = np.asarray(audio, "float32")[None]
-        out = self.predict_on_batch(
-            {"audio": wave, "audio_length": np.array([wave.shape[1]], "int32"), "phonemes": ids}
-        )
-        return ops.convert_to_numpy(out["affinity"])[0]
+        """The aligner's affinity matrix (Tt x Ta) of one clip (16 kHz array) and one text.
+
+        The clip is padded to a multiple of 0.5 s and the phonemes to a multiple of 8
+        (masked, so the values are those of the unpadded pair), which keeps the number of
+        compiled shapes small when many clips are inspected; the matrix returned covers
+        the clip's own frames only.
+        """
+        ids = self.encode_text(text)
+        wave = np.asarray(audio, "float32").reshape(-1)
+        width = max(8000, int(np.ceil(wave.shape[0] / 8000)) * 8000)
+        padded = np.zeros((1, width), "float32")
+        padded[0, : wave.shape[0]] = wave
+        phonemes = np.zeros((1, max(8, int(np.ceil(len(ids) / 8)) * 8)), "int32")
+        phonemes[0, : len(ids)] = ids
+        length = np.array([wave.shape[0]], "int32")
+        out = self.predict_on_batch({"audio": padded, "audio_length": length, "phonemes": phonemes})
+        frames = int(ops.convert_to_numpy(self.frontend.frame_lengths(length))[0])
+        return ops.convert_to_numpy(out["affinity"])[0, : len(ids), :frames]
 
     def keyword_detector(self, keywords: Sequence[str] | str, threshold: float = 0.5):
         """A :class:`~kerasadml.zoo.detector.KeywordDetector` enrolled with ``keywords`` (a
@@ -499,6 +641,20 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
 
             return evaluate_libriphrase(self, x, **kwargs)
         return super().evaluate(x, *args, **kwargs)
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """Rebuild from ``get_config``. A config saved before the recipe options existed
+        (no ``utterance_loss`` key) is the paper's configuration: its missing keys are
+        filled from :data:`PAPER_CONFIG`, so old presets and ``.keras`` files load as the
+        model they were saved as, not with today's defaults."""
+        config = dict(config)
+        if "utterance_loss" not in config:
+            for key, value in PAPER_CONFIG.items():
+                config.setdefault(key, value)
+            config.setdefault("nce_scale", 16.0)
+            config.setdefault("nce_margin", 0.1)
+        return super().from_config(config)
 
     def get_config(self):
         config = super().get_config()
@@ -535,6 +691,13 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
                 "relational_distance_weight": self.relational_distance_weight,
                 "relational_angle_weight": self.relational_angle_weight,
                 "spec_augment": self.spec_augment,
+                "utterance_loss": self.utterance_loss_name,
+                "nce_scale": self.nce_scale,
+                "nce_margin": self.nce_margin,
+                "proxy_memory": self.proxy_memory,
+                "text_pooling": self.text_pooling,
+                "aligner_similarity": self.aligner_similarity,
+                "loss_warmup_steps": self.loss_warmup_steps,
             }
         )
         return config

@@ -28,7 +28,7 @@ def run_demo(
     from kerasadml.data.audio_io import load_audio
     from kerasadml.data.synthphrase import build_synthphrase
     from kerasadml.plots import plot_affinity, plot_roc_det
-    from kerasadml.zoo.kws_evaluation import evaluate_libriphrase, format_table, subset_scores
+    from kerasadml.zoo.kws_evaluation import evaluate_alignment, evaluate_libriphrase, format_table, subset_scores
     from kerasadml.zoo.kws_training import train_adml_from_csv
     from kerasadml.zoo.training import resolve_kws_csvs
 
@@ -63,6 +63,12 @@ def run_demo(
     result = evaluate_libriphrase(model, test_csvs, progress=progress, return_scores=True)
     table = format_table(result, title="SynthPhrase test (keywords and voices unseen in training)")
     _say(table)
+    alignment = evaluate_alignment(model, test_csvs, max_clips=60)
+    _say(
+        "aligner on {clips} test clips: monotonic attention {monotonic:.2f}, peak spread {spread:.2f}".format(
+            **alignment
+        )
+    )
 
     _say("[4/4] Writing plots ...")
     curves = {name: subset_scores(result, name) for name in ("LP_E", "LP_H") if name in result}
@@ -84,7 +90,7 @@ def run_demo(
     payload = {
         k: v for k, v in result.items() if k not in ("scores", "targets", "kinds")
     }
-    payload.update(training=report, data=summary, seconds_total=round(time.time() - start, 1))
+    payload.update(training=report, data=summary, alignment=alignment, seconds_total=round(time.time() - start, 1))
     atomic_write_json(out / "results.json", payload, default=float)
     _say(f"Wrote {roc_path}, {affinity_path}, {out / 'results.json'}; model preset in {out / 'model'}")
     _say(f"Total time {time.time() - start:.0f} s.")

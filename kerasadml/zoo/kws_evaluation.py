@@ -179,6 +179,51 @@ def evaluate_libriphrase(
     return result
 
 
+def evaluate_alignment(
+    model,
+    data,
+    audio_root: str | os.PathLike | None = None,
+    max_clips: int = 100,
+    allow_outside_root: bool = False,
+) -> dict:
+    """How well the aligner aligns: its attention on positive pairs (clip, its own text).
+
+    For up to ``max_clips`` positive pairs (in CSV order, readable clips only) the affinity
+    matrix of the aligner is taken and summarised with
+    :func:`kerasadml.metrics.alignment.monotonic_fraction` (share of phoneme-to-next steps
+    whose attention peak does not move back in time) and
+    :func:`~kerasadml.metrics.alignment.peak_spread` (how far the peaks sweep across the
+    clip: near 0 when the attention collapses onto a few frames, near 1 for a diagonal).
+
+    Returns:
+        ``{"monotonic": float, "spread": float, "clips": n}``.
+    """
+    from kerasadml.metrics.alignment import monotonic_fraction, peak_spread
+
+    if int(max_clips) < 1:
+        raise ValueError(f"evaluate_alignment: max_clips must be >= 1, got {max_clips}")
+    pairs = _load_pairs(data, audio_root, allow_outside_root)
+    matrices = []
+    target = np.asarray(pairs.target)
+    for i in np.flatnonzero(target == 1):
+        if len(matrices) >= int(max_clips):
+            break
+        path = pairs.audio_paths[pairs.audio_index[i]]
+        text = pairs.texts[pairs.text_index[i]]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", TruncatedAudioWarning)
+                wave = load_audio(path)
+            matrices.append(model.affinity(wave, text))
+        except (AudioError, PhonemizerError):
+            continue
+    return {
+        "monotonic": monotonic_fraction(matrices),
+        "spread": peak_spread(matrices),
+        "clips": len(matrices),
+    }
+
+
 def format_table(result: dict, title: str = "") -> str:
     """A plain-text table of an ``evaluate_libriphrase`` result (percentages)."""
     lines = [title] if title else []

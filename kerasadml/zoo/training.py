@@ -50,21 +50,27 @@ def kws_training_data(
     audio_root: str | os.PathLike | None = None,
     keywords_per_batch: int = 16,
     clips_per_keyword: int = 2,
+    family_size: int = 1,
+    group_by_length: bool = True,
     seed: int = 0,
     steps_per_epoch: int | None = None,
-    audio_buckets: Sequence[int] = (16000, 32000),
-    phoneme_buckets: Sequence[int] = (32,),
+    audio_buckets: Sequence[int] | None = None,
+    phoneme_buckets: Sequence[int] = (16, 32),
 ):
     """LibriPhrase-format training CSVs -> (class-balanced tf.data dataset, info, items).
 
-    Few buckets on purpose: every new batch shape is a new compilation of the training
-    step (tens of seconds on a CPU), so two audio lengths (1 s, 2 s) and one phoneme
-    length cover LibriPhrase-style 0.5-2 s phrases with at most two compilations.
+    Batches are padded to the smallest of ``audio_buckets`` (default
+    ``DEFAULT_TRAINING_AUDIO_BUCKETS``, 0.55-2 s) that holds their longest clip: every new width is one more compilation of
+    the training step (a few seconds to tens of seconds on a CPU), and seven widths keep
+    the padding of LibriPhrase-style 0.5-2 s phrases small (batches grouped by length; ``benchmarks/data_pipeline.py`` prints the padded
+    fraction). With ``family_size > 1`` each batch is built from keyword families taken
+    from the CSVs' hard-negative pairs.
     """
-    from kerasadml.data.kws_dataset import make_kws_training_dataset
-    from kerasadml.data.libriphrase import read_libriphrase_csv, training_items
+    from kerasadml.data.kws_dataset import DEFAULT_TRAINING_AUDIO_BUCKETS, make_kws_training_dataset
+    from kerasadml.data.libriphrase import hard_negative_map, read_libriphrase_csv, training_items
 
-    items = training_items(read_libriphrase_csv(list(csvs)), audio_root=audio_root)
+    rows = read_libriphrase_csv(list(csvs))
+    items = training_items(rows, audio_root=audio_root)
     dataset, info = make_kws_training_dataset(
         items.paths,
         items.texts,
@@ -74,8 +80,11 @@ def kws_training_data(
         clips_per_keyword=clips_per_keyword,
         seed=seed,
         steps_per_epoch=steps_per_epoch,
-        audio_buckets=tuple(audio_buckets),
+        audio_buckets=tuple(audio_buckets or DEFAULT_TRAINING_AUDIO_BUCKETS),
         phoneme_buckets=tuple(phoneme_buckets),
+        hard_negatives=hard_negative_map(rows) if family_size > 1 else None,
+        family_size=family_size,
+        group_by_length=group_by_length,
     )
     return dataset, info, items
 

@@ -97,12 +97,6 @@ def test_bad_shapes_and_lengths_raise():
         peak_spread([np.ones((2, 3, 4))])
 
 
-@pytest.mark.xfail(
-    raises=IndexError,
-    strict=True,
-    reason="source bug: peak_spread reads a.shape[1] before checking the rank (IndexError); "
-    "remove this marker once it raises ValueError",
-)
 def test_peak_spread_rejects_a_1d_matrix():
     # a 1-D array is not a (phonemes, frames) matrix: it must raise ValueError like
     # attention_peaks and monotonic_fraction do (not IndexError)
