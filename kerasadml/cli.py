@@ -241,7 +241,7 @@ def cmd_presets(args) -> int:
 
 
 #: Rough disk needs, checked before a build starts (a 16-bit clip of ~1.2 s is ~40 kB).
-_SYNTH_BYTES = {"tiny": 96 * 40_000, "small": 3_000 * 40_000, "large": 36_000 * 40_000}
+_SYNTH_BYTES = {"tiny": 96 * 40_000, "small": 3_000 * 40_000, "medium": 12_000 * 40_000, "large": 36_000 * 40_000}
 _TRAIN_BYTES = 16_000_000
 
 
@@ -348,6 +348,8 @@ def cmd_train(args) -> int:
         clips_per_keyword=args.clips_per_keyword,
         seed=args.seed,
         init_weights=args.init_weights,
+        recipe=args.recipe,
+        recipe_overrides={"family_size": args.family_size},
     )
     print(json.dumps(report, indent=2, default=float))
     return 0
@@ -390,13 +392,30 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _split_model_and_audio(items: list[str]) -> tuple[str, list[str]]:
+    """``[MODEL] AUDIO...``: the first item is the model when it names a preset, a preset
+    folder or a ``.keras`` file (and is not an audio file); otherwise the default preset."""
+    from kerasadml.zoo.presets import DEFAULT_KWS_PRESET, PRESETS
+
+    first = items[0]
+    path = Path(first)
+    is_model = first in PRESETS or first.endswith(".keras") or (path.is_dir() and (path / "config.json").is_file())
+    if (is_model and not path.is_file()) or first.endswith(".keras"):
+        if len(items) < 2:
+            raise ValueError(f"detect: no audio files after the model {first!r}")
+        return first, items[1:]
+    return DEFAULT_KWS_PRESET, items
+
+
 def cmd_detect(args) -> int:
     from kerasadml.data.audio_io import AudioError, load_audio
 
     keywords = [k.strip() for k in args.keywords.split(",") if k.strip()]
     if not keywords:
         raise ValueError("--keywords is empty; give comma-separated keywords, e.g. \"turn on,stop\"")
-    model = _load_model(args.model, "ADML", "detect")
+    model_name, audio = _split_model_and_audio(args.audio)
+    args.audio = audio
+    model = _load_model(model_name, "ADML", "detect")
     detector = model.keyword_detector(keywords, threshold=args.threshold)
     status = 0
     for path in args.audio:
@@ -437,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="build SynthPhrase, train adml_tiny, evaluate, plot (minutes on a CPU)")
     p.add_argument("--out", default="kerasadml_demo", help="output folder (data, model, plots, results.json)")
-    p.add_argument("--size", default="small", choices=["tiny", "small", "large"], help="SynthPhrase size")
+    p.add_argument("--size", default="small", choices=["tiny", "small", "medium", "large"], help="SynthPhrase size")
     p.add_argument("--epochs", type=_POSITIVE, default=None, help="training epochs (default: the preset recipe)")
     p.add_argument("--steps-per-epoch", type=_POSITIVE, default=None)
     p.add_argument("--seed", type=_SEED, default=0)
@@ -446,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="build a SynthPhrase dataset (LibriPhrase format)")
     p.add_argument("--out", required=True)
-    p.add_argument("--size", default="small", choices=["tiny", "small", "large"])
+    p.add_argument("--size", default="small", choices=["tiny", "small", "medium", "large"])
     p.add_argument("--seed", type=_SEED, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_synth)
@@ -470,6 +489,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keywords-per-batch", type=_POSITIVE, default=None)
     p.add_argument("--clips-per-keyword", type=_POSITIVE, default=None)
     p.add_argument("--batch-size", type=_int_flag(4), default=None, help="AADML batch size (>= 4)")
+    p.add_argument(
+        "--recipe", choices=["default", "paper"], default="default",
+        help="ADML recipe: the package's default, or the paper's configuration (docs/methods.md §1.10)",
+    )
+    p.add_argument("--family-size", type=_POSITIVE, default=None,
+                   help="ADML: keywords per family in a batch (a keyword and its hard negatives)")
     p.add_argument("--init-weights", action="store_true", help="start from the preset's weights")
     p.add_argument("--seed", type=_SEED, default=0)
     p.add_argument(
@@ -492,11 +517,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("detect", help="detect enrolled keywords in audio files")
-    p.add_argument("model", help="preset name, preset folder or .keras file")
+    p = sub.add_parser(
+        "detect", help="detect enrolled keywords in audio files",
+        description="kerasadml detect [MODEL] --keywords K1,K2 AUDIO...: MODEL (a preset name, preset folder "
+        "or .keras file) may be left out; the default is the best shipped keyword spotter.",
+    )
+    p.add_argument("audio", nargs="+", metavar="[MODEL] AUDIO",
+                   help="optional model (preset name, preset folder or .keras file), then audio files")
     p.add_argument("--keywords", required=True, help='comma-separated keywords, e.g. "turn on,stop"')
     p.add_argument("--threshold", type=_float_flag(-1.0, 1.0), default=0.5, help="cosine score threshold, -1..1")
-    p.add_argument("audio", nargs="+")
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("presets", help="list the preset catalogue")
@@ -550,10 +579,42 @@ def _classify(error: BaseException) -> tuple[int, str]:
     return 0, ""
 
 
+def _options_first(argv: list[str]) -> list[str]:
+    """``detect [MODEL] AUDIO... --keywords K`` and ``detect MODEL --keywords K AUDIO...`` both
+    parse: argparse cannot split one variable-length positional around options, so the
+    options of ``detect`` are moved in front of its positionals."""
+    head = 0
+    while head < len(argv) and argv[head].startswith("-"):
+        head += 1
+    if head >= len(argv) or argv[head] != "detect":
+        return argv
+    options, positionals, rest = [], [], list(argv[head + 1 :])
+    while rest:
+        token = rest.pop(0)
+        if token == "--":
+            positionals.extend(rest)
+            break
+        if token.startswith("-") and len(token) > 1 and not _is_number(token):
+            options.append(token)
+            if "=" not in token and token not in ("-h", "--help") and rest:
+                options.append(rest.pop(0))
+        else:
+            positionals.append(token)
+    return [*argv[:head], "detect", *options, *positionals]
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+        return True
+    except ValueError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_options_first(list(sys.argv[1:] if argv is None else argv)))
     except SystemExit as exit_:  # usage errors (printed by argparse) and --help
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else EXIT_BAD_INPUT)
     _setup_logging(args.verbose)

@@ -18,6 +18,15 @@ PRESET_CONFIGS: dict[str, dict] = {
         text_units=64,
         token_dim=64,
     ),
+    "adml_small": dict(
+        num_keywords=1000,  # replaced by the training data's keyword count
+        embedding_dim=128,
+        audio_channels=96,
+        se_channels=48,
+        attention_channels=48,
+        text_units=96,
+        token_dim=64,
+    ),
     "adml_base": dict(
         num_keywords=1000,
         embedding_dim=256,

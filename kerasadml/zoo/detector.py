@@ -181,3 +181,23 @@ class KeywordDetector:
             raise FileNotFoundError(f"no {DETECTOR_FILE} in {folder}")
         spec = json.loads(path.read_text())
         return cls(ADML.from_preset(folder / "model"), spec["keywords"], threshold=spec["threshold"])
+
+
+def keyword_detector(keywords, threshold: float = 0.5, preset: str | None = None) -> KeywordDetector:
+    """A :class:`KeywordDetector` on a shipped keyword spotter, enrolled with ``keywords``.
+
+    Args:
+        keywords: keyword texts (a bare string is one keyword).
+        threshold: cosine score above which a keyword is detected.
+        preset: a preset name or folder; default
+            :data:`kerasadml.zoo.presets.DEFAULT_KWS_PRESET`, the best trained ADML preset.
+
+    Example:
+
+    >>> detector = keyword_detector(["turn on the light", "stop"])  # doctest: +SKIP
+    >>> detector.detect(["clip.wav"])                                # doctest: +SKIP
+    """
+    from kerasadml.zoo.adml import ADML
+    from kerasadml.zoo.presets import DEFAULT_KWS_PRESET
+
+    return ADML.from_preset(preset or DEFAULT_KWS_PRESET).keyword_detector(keywords, threshold=threshold)

@@ -40,7 +40,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "adml_tiny": {
         "class": "ADML",
         "description": "Small ADML keyword spotter (ECAPA C=64, BiLSTM 64, D=128), trained on SynthPhrase small.",
-        "recipe": {"epochs": 10, "steps_per_epoch": 60, "keywords_per_batch": 32, "clips_per_keyword": 2},
+        "recipe": {"epochs": 10, "steps_per_epoch": 100, "keywords_per_batch": 32, "clips_per_keyword": 2},
+    },
+    "adml_small": {
+        "class": "ADML",
+        "description": "ADML keyword spotter (ECAPA C=96, BiLSTM 96, D=128) trained on SynthPhrase v2 large "
+        "(synthetic speech only); the default of `kerasadml detect`.",
+        "recipe": {"epochs": 24, "steps_per_epoch": 100, "keywords_per_batch": 32, "clips_per_keyword": 2},
     },
     "adml_base": {
         "class": "ADML",
@@ -148,6 +154,19 @@ def read_preset_config(name_or_dir: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(serialized["config"], dict):
         raise PresetError(f"corrupt {config_path}: 'config' must be a JSON object")
     return serialized
+
+
+#: The keyword spotter ``kerasadml detect`` and ``kerasadml.zoo.keyword_detector`` use when
+#: none is named: the best trained ADML preset of the catalogue.
+DEFAULT_KWS_PRESET = "adml_small"
+
+
+def preset_is_trained(name_or_dir: str | os.PathLike) -> bool:
+    """Whether a preset folder holds weights (its ``model.weights.h5``)."""
+    try:
+        return (resolve_preset(name_or_dir) / WEIGHTS_FILE).is_file()
+    except PresetError:
+        return False
 
 
 def list_presets() -> dict[str, str]:
