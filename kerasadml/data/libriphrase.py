@@ -254,8 +254,32 @@ def read_libriphrase_csv(path_or_paths, *, on_error: str = "raise") -> LibriPhra
     for path in files:
         source = os.path.abspath(path)
         file_skipped = 0
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
+        try:
+            rows_of_file = _read_rows(path, source, on_error)
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"{path}: not UTF-8 text ({error.reason}); save the CSV as UTF-8"
+            ) from None
+        for item in rows_of_file:
+            if isinstance(item, str):
+                skipped += 1
+                file_skipped += 1
+                if len(errors) < _MAX_ERRORS_KEPT:
+                    errors.append(item)
+            else:
+                rows.append(item)
+        if file_skipped:
+            logger.warning("%s: skipped %d malformed row(s); first: %s", path, file_skipped, errors[0])
+    return LibriPhraseRows(rows, skipped=skipped, errors=errors, files=[os.path.abspath(f) for f in files])
+
+
+def _read_rows(path: str, source: str, on_error: str) -> list:
+    """The parsed rows of one CSV file, and an error message in place of each malformed row
+    (``on_error="skip"``); raises ``ValueError`` naming the file and line otherwise."""
+    out: list = []
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        try:
             header = [h.strip() for h in (reader.fieldnames or [])]
             reader.fieldnames = header
             missing = [c for c in LIBRIPHRASE_COLUMNS if c not in header]
@@ -269,18 +293,15 @@ def read_libriphrase_csv(path_or_paths, *, on_error: str = "raise") -> LibriPhra
                 if not any((v or "").strip() for k, v in record.items() if k is not None):
                     continue  # blank line
                 try:
-                    rows.append(_parse_row(record, source, line))
+                    out.append(_parse_row(record, source, line))
                 except ValueError as error:
                     message = f"{path}, line {line}: malformed row: {error}"
                     if on_error == "raise":
                         raise ValueError(message) from None
-                    skipped += 1
-                    file_skipped += 1
-                    if len(errors) < _MAX_ERRORS_KEPT:
-                        errors.append(message)
-        if file_skipped:
-            logger.warning("%s: skipped %d malformed row(s); first: %s", path, file_skipped, errors[0])
-    return LibriPhraseRows(rows, skipped=skipped, errors=errors, files=[os.path.abspath(f) for f in files])
+                    out.append(message)
+        except csv.Error as error:  # e.g. a field over csv.field_size_limit()
+            raise ValueError(f"{path}, after line {reader.line_num}: not a readable CSV row: {error}") from None
+    return out
 
 
 class OutsideAudioRootError(ValueError):

@@ -10,7 +10,7 @@ from pathlib import Path
 import keras
 
 from kerasadml.zoo.presets import preset_recipe
-from kerasadml.zoo.training import fit_with_backup
+from kerasadml.zoo.training import discard_backup, fit_with_backup
 
 RETRIEVAL_KEYS = ("MAP_A2V", "MAP_V2A", "MAP", "R@1", "R@5", "R@10")
 
@@ -84,6 +84,8 @@ def train_aadml_from_h5(
         steps_per_epoch=recipe["steps_per_epoch"],
         out_dir=out_dir,
         verbose=verbose,
+    
+        keep_backup=True,
     )
     seconds = time.time() - start
     test = model.evaluate(dataset.test)
@@ -102,4 +104,5 @@ def train_aadml_from_h5(
         "test": {k: float(test[k]) for k in RETRIEVAL_KEYS},
     }
     model.save_to_preset(Path(out_dir) / "model", info={"training": report})
+    discard_backup(out_dir)  # only now: a kill before the save resumes from the last epoch
     return model, report

@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 
 from kerasadml.zoo.presets import preset_recipe
-from kerasadml.zoo.training import fit_with_backup, kws_training_data, resolve_kws_csvs
+from kerasadml.zoo.training import discard_backup, fit_with_backup, kws_training_data, resolve_kws_csvs
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,8 @@ def train_adml_from_csv(
         out_dir=out_dir,
         verbose=verbose,
         callbacks=callbacks,
+    
+        keep_backup=True,
     )
     seconds = time.time() - start
     report = {
@@ -153,4 +155,5 @@ def train_adml_from_csv(
         "parameters": int(model.count_params()),
     }
     model.save_to_preset(Path(out_dir) / "model", info={"training": report})
+    discard_backup(out_dir)  # only now: a kill before the save resumes from the last epoch
     return model, report

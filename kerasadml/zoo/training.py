@@ -98,6 +98,7 @@ def fit_with_backup(
     out_dir: str | os.PathLike | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
+    keep_backup: bool = False,
 ):
     """``model.fit`` with :class:`kerasadml.callbacks.SafeBackupAndRestore` under
     ``out_dir/backup`` (an interrupted run resumes at the last finished epoch when started
@@ -107,6 +108,10 @@ def fit_with_backup(
 
     An unbuilt zoo model (``ADML``/``AADML`` fresh from its constructor) is built first,
     since the backup is restored into existing variables.
+
+    With ``keep_backup`` the backup outlives ``fit``: the caller deletes it once the
+    trained model is safely saved (see :func:`discard_backup`), so that a kill between the
+    end of ``fit`` and that save does not lose the run.
 
     Raises:
         ValueError: ``epochs`` or ``steps_per_epoch`` is not a positive integer.
@@ -124,7 +129,16 @@ def fit_with_backup(
             model.build_for_preset()
         backup = Path(out_dir) / "backup"
         backup.mkdir(parents=True, exist_ok=True)
-        callbacks.append(SafeBackupAndRestore(backup, delete_checkpoint=True))
+        callbacks.append(SafeBackupAndRestore(backup, delete_checkpoint=not keep_backup))
     return model.fit(
         dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose, shuffle=False
     )
+
+
+def discard_backup(out_dir: str | os.PathLike) -> None:
+    """Delete ``out_dir/backup`` (after the trained model has been saved)."""
+    import shutil
+
+    backup = Path(out_dir) / "backup"
+    if backup.is_dir():
+        shutil.rmtree(backup, ignore_errors=True)

@@ -200,3 +200,23 @@ def test_keeps_two_backups_and_fingerprint(interrupted):
     assert manifest["fingerprint"]["class"] == "Sequential"
     with pytest.raises(ValueError, match="keep"):
         SafeBackupAndRestore(folder, keep=1)
+
+
+def test_training_recipes_keep_the_backup_until_the_model_is_saved(tmp_path):
+    # kws_training / aadml_training call fit_with_backup(keep_backup=True) and delete the
+    # backup only after save_to_preset: a kill in between resumes instead of starting over.
+    import keras
+
+    from kerasadml.zoo.training import discard_backup, fit_with_backup
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    data = (np.ones((8, 3), "float32"), np.ones((8, 1), "float32"))
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices(data).batch(4).repeat()
+    fit_with_backup(model, dataset, epochs=2, steps_per_epoch=2, out_dir=tmp_path, verbose=0, keep_backup=True)
+    assert any((tmp_path / "backup").iterdir()), "the backup outlives fit"
+    discard_backup(tmp_path)
+    assert not (tmp_path / "backup").exists()
+    discard_backup(tmp_path)  # nothing to delete is fine
