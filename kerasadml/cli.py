@@ -350,6 +350,7 @@ def cmd_train(args) -> int:
         init_weights=args.init_weights,
         recipe=args.recipe,
         recipe_overrides={"family_size": args.family_size},
+        allow_outside_root=args.allow_outside_root,
     )
     print(json.dumps(report, indent=2, default=float))
     return 0
@@ -496,6 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family-size", type=_POSITIVE, default=None,
                    help="ADML: keywords per family in a batch (a keyword and its hard negatives)")
     p.add_argument("--init-weights", action="store_true", help="start from the preset's weights")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="ADML: read CSV rows whose audio is absolute or outside --audio-root (refused by default)")
     p.add_argument("--seed", type=_SEED, default=0)
     p.add_argument(
         "--fresh", action="store_true",

@@ -97,3 +97,15 @@ def test_train_refuses_a_stale_backup_and_fresh_starts_over(tmp_path, capsys):
     assert str(run / "backup") in err and "--fresh" in err and "Traceback" not in err
     assert main(argv + ["--fresh"]) == 0
     assert (run / "model" / "model.weights.h5").is_file() and not (run / "backup").exists()
+
+
+def test_train_flags_for_recipe_family_and_outside_root_parse():
+    from kerasadml.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["train", "--preset", "adml_tiny", "--data", "d", "--out", "o", "--recipe", "paper",
+         "--family-size", "3", "--allow-outside-root"]
+    )
+    assert (args.recipe, args.family_size, args.allow_outside_root) == ("paper", 3, True)
+    defaults = build_parser().parse_args(["train", "--preset", "adml_tiny", "--data", "d", "--out", "o"])
+    assert (defaults.recipe, defaults.family_size, defaults.allow_outside_root) == ("default", None, False)

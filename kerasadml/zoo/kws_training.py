@@ -43,6 +43,7 @@ def train_adml_from_csv(
     recipe_overrides: dict | None = None,
     recipe: str = "default",
     callbacks=(),
+    allow_outside_root: bool = False,
 ):
     """Train ``preset`` (name or folder) on ``data`` and save it as ``out_dir/model``.
 
@@ -57,6 +58,8 @@ def train_adml_from_csv(
             refine it, in that order. ``overrides`` are constructor arguments of the model.
         callbacks: more Keras callbacks for ``fit`` (e.g.
             :class:`kerasadml.diagnostics.LossGradientMonitor`).
+        allow_outside_root: with ``audio_root``, accept CSV rows whose audio is absolute or
+            leaves the root with ``..`` (refused by default, naming the row).
 
     Raises:
         ValueError: ``epochs``, ``steps_per_epoch``, ``keywords_per_batch`` or
@@ -103,7 +106,9 @@ def train_adml_from_csv(
     # Read the CSVs once for the class count, then build the model and its pipeline.
     from kerasadml.data.libriphrase import read_libriphrase_csv, training_items
 
-    num_keywords = training_items(read_libriphrase_csv(csvs), audio_root=audio_root).num_classes
+    num_keywords = training_items(
+        read_libriphrase_csv(csvs), audio_root=audio_root, allow_outside_root=allow_outside_root
+    ).num_classes
     if recipe["keywords_per_batch"] > num_keywords:
         log.warning(
             "keywords_per_batch=%d but the data have %d keywords; using %d",
@@ -119,6 +124,7 @@ def train_adml_from_csv(
         clips_per_keyword=recipe["clips_per_keyword"],
         family_size=int(recipe["family_size"]),
         seed=seed,
+        allow_outside_root=allow_outside_root,
     )
     total_steps = int(recipe["epochs"]) * int(recipe["steps_per_epoch"])
     model.compile(

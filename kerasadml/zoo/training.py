@@ -52,6 +52,7 @@ def kws_training_data(
     clips_per_keyword: int = 2,
     family_size: int = 1,
     group_by_length: bool = True,
+    allow_outside_root: bool = False,
     seed: int = 0,
     steps_per_epoch: int | None = None,
     audio_buckets: Sequence[int] | None = None,
@@ -70,7 +71,7 @@ def kws_training_data(
     from kerasadml.data.libriphrase import hard_negative_map, read_libriphrase_csv, training_items
 
     rows = read_libriphrase_csv(list(csvs))
-    items = training_items(rows, audio_root=audio_root)
+    items = training_items(rows, audio_root=audio_root, allow_outside_root=allow_outside_root)
     dataset, info = make_kws_training_dataset(
         items.paths,
         items.texts,
