@@ -64,3 +64,17 @@ def atomic_write_json(path: str | os.PathLike, payload, **dump_kwargs) -> None:
     """Write ``payload`` as indented JSON to ``path`` atomically."""
     dump_kwargs.setdefault("indent", 2)
     atomic_write_text(path, json.dumps(payload, **dump_kwargs))
+
+
+def fsync_path(path: Path, directory: bool = False) -> None:
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # e.g. directories cannot be opened on some platforms
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -33,6 +33,8 @@ import os
 from pathlib import Path
 
 import keras
+
+from kerasadml.atomic import fsync_path
 import numpy as np
 
 from kerasadml.layers.gradient_reversal import dann_lambda
@@ -241,20 +243,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_path(path: Path, directory: bool = False) -> None:
-    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:  # e.g. directories cannot be opened on some platforms
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
     """``keras.callbacks.BackupAndRestore`` whose backups survive an interruption.
 
@@ -413,7 +401,7 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
         kept_epoch = previous[0].get("epoch") if previous else None
         try:
             self.model.save_weights(str(temporary), overwrite=True)
-            _fsync_path(temporary)
+            fsync_path(temporary)
             os.replace(temporary, final)
             entry = {"epoch": epoch, "weights": name, "bytes": final.stat().st_size, "sha256": _sha256(final)}
             checkpoints = [entry] + [c for c in previous if c.get("weights") != name][: self.keep - 1]
@@ -423,7 +411,7 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
                 self.manifest_path,
                 {"format": _BACKUP_FORMAT, "fingerprint": model_fingerprint(self.model), "checkpoints": checkpoints},
             )
-            _fsync_path(self.folder, directory=True)
+            fsync_path(self.folder, directory=True)
         except OSError as error:
             temporary.unlink(missing_ok=True)
             kept = f"the backup of epoch {kept_epoch} is kept" if kept_epoch is not None else "no earlier backup exists"

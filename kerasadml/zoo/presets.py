@@ -29,6 +29,7 @@ from typing import Any
 import keras
 
 import kerasadml
+from kerasadml.atomic import fsync_path
 
 CONFIG_FILE = "config.json"
 METADATA_FILE = "metadata.json"
@@ -229,20 +230,6 @@ def _weights_only(model: keras.Model) -> keras.Model:
     return clone
 
 
-def _fsync(path: Path, directory: bool = False) -> None:
-    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _link_or_copy(source: str, target: str) -> None:
     try:
         os.link(source, target)  # no data copied; the old folder's deletion leaves it
@@ -290,7 +277,7 @@ def save_preset(model: keras.Model, folder: str | os.PathLike, info: dict | None
         weights_path = staging / WEIGHTS_FILE
         _weights_only(model).save_weights(str(weights_path), overwrite=True)
         os.chmod(weights_path, 0o644)
-        _fsync(weights_path)
+        fsync_path(weights_path)
         metadata = {
             "kerasadml_version": kerasadml.__version__,
             "keras_version": keras.__version__,
@@ -313,7 +300,7 @@ def save_preset(model: keras.Model, folder: str | os.PathLike, info: dict | None
                 else:
                     _link_or_copy(str(entry), str(staging / entry.name))
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700 folders
-        _fsync(staging, directory=True)
+        fsync_path(staging, directory=True)
         if folder.is_dir():
             retired = parent / f".{folder.name}.{secrets.token_hex(6)}.old"
             os.rename(folder, retired)
@@ -322,11 +309,11 @@ def save_preset(model: keras.Model, folder: str | os.PathLike, info: dict | None
             except BaseException:
                 os.rename(retired, folder)
                 raise
-            _fsync(parent, directory=True)
+            fsync_path(parent, directory=True)
             shutil.rmtree(retired, ignore_errors=True)
         else:
             os.rename(staging, folder)
-            _fsync(parent, directory=True)
+            fsync_path(parent, directory=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
