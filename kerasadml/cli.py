@@ -304,6 +304,7 @@ def cmd_train(args) -> int:
                 ("--keywords-per-batch", args.keywords_per_batch),
                 ("--clips-per-keyword", args.clips_per_keyword),
                 ("--audio-root", args.audio_root),
+                ("--augment", args.augment or None),
             ) if value is not None
         ]
     )
@@ -351,6 +352,7 @@ def cmd_train(args) -> int:
         recipe=args.recipe,
         recipe_overrides={"family_size": args.family_size},
         allow_outside_root=args.allow_outside_root,
+        augment=args.augment,
     )
     print(json.dumps(report, indent=2, default=float))
     return 0
@@ -444,6 +446,7 @@ def cmd_demo(args) -> int:
         steps_per_epoch=args.steps_per_epoch,
         seed=args.seed,
         progress=not args.quiet,
+        shipped=not args.no_shipped,
     )
     return 0
 
@@ -462,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps-per-epoch", type=_POSITIVE, default=None)
     p.add_argument("--seed", type=_SEED, default=0)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--no-shipped", action="store_true",
+                   help="do not also score the shipped trained preset on the same test pairs")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("synth", help="build a SynthPhrase dataset (LibriPhrase format)")
@@ -499,6 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-weights", action="store_true", help="start from the preset's weights")
     p.add_argument("--allow-outside-root", action="store_true",
                    help="ADML: read CSV rows whose audio is absolute or outside --audio-root (refused by default)")
+    p.add_argument("--augment", action="store_true",
+                   help="ADML: augment the training clips on the fly (rooms, noise, telephone band, speed, "
+                   "formants; for corpora that are not augmented already, e.g. LibriPhrase)")
     p.add_argument("--seed", type=_SEED, default=0)
     p.add_argument(
         "--fresh", action="store_true",

@@ -51,11 +51,14 @@ def test_synth_train_evaluate_roundtrip(tmp_path, capsys):
     status = main(
         [
             "train", "--preset", "adml_tiny", "--data", str(data), "--out", str(run),
-            "--epochs", "1", "--steps-per-epoch", "2", "--keywords-per-batch", "4",
+            "--epochs", "1", "--steps-per-epoch", "2", "--keywords-per-batch", "4", "--augment",
         ]
     )
     assert status == 0
     assert (run / "model" / "model.weights.h5").is_file()
+    training = json.loads((run / "model" / "metadata.json").read_text())["info"]["training"]
+    assert training["recipe"]["augment"]["reverb_prob"] > 0  # augmented on the fly, and recorded
+    assert training["synthphrase"] == {"format_version": 3, "seed": 0, "train_keywords": 16, "test_keywords": 8}
     assert main(["evaluate", str(run / "model"), "--data", str(data), "--json", str(tmp_path / "r.json"), "--quiet"]) == 0
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["pairs"] > 0 and result["skipped"] == 0
@@ -109,3 +112,12 @@ def test_train_flags_for_recipe_family_and_outside_root_parse():
     assert (args.recipe, args.family_size, args.allow_outside_root) == ("paper", 3, True)
     defaults = build_parser().parse_args(["train", "--preset", "adml_tiny", "--data", "d", "--out", "o"])
     assert (defaults.recipe, defaults.family_size, defaults.allow_outside_root) == ("default", None, False)
+    assert defaults.augment is False
+
+
+def test_augment_is_refused_for_audio_visual_presets(tmp_path, capsys):
+    h5 = str(FIXTURES / "av" / "layout_a.h5")
+    argv = ["train", "--preset", "aadml_avdigits", "--data", h5, "--out", str(tmp_path / "run"), "--augment"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--augment" in err and "Traceback" not in err

@@ -1141,6 +1141,41 @@ class _Manifest:
 from kerasadml.atomic import atomic_write_text as _atomic_write_text  # noqa: E402
 
 
+def build_provenance(data: str | os.PathLike | Sequence) -> dict | None:
+    """What a SynthPhrase build is, read from its folder: ``{"format_version", "seed",
+    "train_keywords", "test_keywords"}``; ``None`` when ``data`` (a folder, or CSV paths
+    inside one) is not a SynthPhrase build. Training reports record it, so that a model
+    trained on one size can be scored on another size's test split only when both come
+    from the same word split (same format version and seed, :func:`word_splits`).
+
+    Args:
+        data: a SynthPhrase folder, a CSV path in one, or a list of CSV paths (the first
+            one's folder is read).
+
+    Example:
+        >>> build_provenance("/no/such/folder") is None
+        True
+    """
+    if not isinstance(data, (str, os.PathLike)):
+        data = list(data)
+        if not data:
+            return None
+        data = data[0]
+    folder = Path(os.fspath(data))
+    if not folder.is_dir():
+        folder = folder.parent
+    try:
+        config = json.loads((folder / CONFIG_JSON).read_text(encoding="utf-8"))
+        return {
+            "format_version": int(config["format_version"]),
+            "seed": int(config["seed"]),
+            "train_keywords": int(config["config"]["train_keywords"]),
+            "test_keywords": int(config["config"]["test_keywords"]),
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _resolve_config(size) -> tuple[str, SynthPhraseConfig]:
     if isinstance(size, SynthPhraseConfig):
         return "custom", size

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import keras
 
+from kerasadml.data.synthphrase import build_provenance
 from kerasadml.zoo.presets import preset_recipe
 from kerasadml.zoo.training import discard_backup, fit_with_backup, kws_training_data, resolve_kws_csvs
 
@@ -24,6 +25,17 @@ TRAINING_RECIPES: dict[str, dict] = {
     "default": {"family_size": 4, "lr_schedule": "warmup_cosine", "learning_rate": 2e-3},
     "paper": {"family_size": 1, "lr_schedule": "constant", "learning_rate": 1e-3},
 }
+
+
+def _augment_record(augment):
+    """How the training clips were augmented on the fly, for the report (JSON)."""
+    if not augment:
+        return None
+    import dataclasses
+
+    from kerasadml.data.augment import AugmentConfig
+
+    return dataclasses.asdict(augment if isinstance(augment, AugmentConfig) else AugmentConfig())
 
 
 def train_adml_from_csv(
@@ -44,6 +56,7 @@ def train_adml_from_csv(
     recipe: str = "default",
     callbacks=(),
     allow_outside_root: bool = False,
+    augment=None,
 ):
     """Train ``preset`` (name or folder) on ``data`` and save it as ``out_dir/model``.
 
@@ -60,6 +73,10 @@ def train_adml_from_csv(
             :class:`kerasadml.diagnostics.LossGradientMonitor`).
         allow_outside_root: with ``audio_root``, accept CSV rows whose audio is absolute or
             leaves the root with ``..`` (refused by default, naming the row).
+        augment: ``True`` or an :class:`kerasadml.data.augment.AugmentConfig`: augment
+            the training clips on the fly (rooms, noise, channel, speed, formants; for
+            corpora that are not augmented already). Off by default; never applied to
+            evaluation.
 
     Raises:
         ValueError: ``epochs``, ``steps_per_epoch``, ``keywords_per_batch`` or
@@ -125,6 +142,7 @@ def train_adml_from_csv(
         family_size=int(recipe["family_size"]),
         seed=seed,
         allow_outside_root=allow_outside_root,
+        augment=augment,
     )
     total_steps = int(recipe["epochs"]) * int(recipe["steps_per_epoch"])
     model.compile(
@@ -142,14 +160,13 @@ def train_adml_from_csv(
         out_dir=out_dir,
         verbose=verbose,
         callbacks=callbacks,
-    
         keep_backup=True,
     )
     seconds = time.time() - start
     report = {
         "preset": str(preset),
         "data": csvs,
-        "recipe": {"name": recipe_name, **recipe},
+        "recipe": {"name": recipe_name, **recipe, "augment": _augment_record(augment)},
         "seed": seed,
         "clips": len(items),
         "keywords": items.num_classes,
@@ -160,6 +177,9 @@ def train_adml_from_csv(
         "final": {k: float(v[-1]) for k, v in history.history.items()},
         "parameters": int(model.count_params()),
     }
+    provenance = build_provenance(data)
+    if provenance is not None:
+        report["synthphrase"] = provenance
     model.save_to_preset(Path(out_dir) / "model", info={"training": report})
     discard_backup(out_dir)  # only now: a kill before the save resumes from the last epoch
     return model, report

@@ -57,8 +57,15 @@ def kws_training_data(
     steps_per_epoch: int | None = None,
     audio_buckets: Sequence[int] | None = None,
     phoneme_buckets: Sequence[int] = (16, 32),
+    augment=None,
 ):
     """LibriPhrase-format training CSVs -> (class-balanced tf.data dataset, info, items).
+
+    ``augment``: ``None``/``False`` (default) reads the clips as they are; ``True`` or a
+    :class:`kerasadml.data.augment.AugmentConfig` adds the on-the-fly augmentation stage
+    (:func:`kerasadml.data.augment.augment_dataset`: speed, formant, room, noise, channel,
+    gain; seeded by ``seed``) for corpora that are not augmented already (SynthPhrase
+    clips are, when built).
 
     Batches are padded to the smallest of ``audio_buckets`` (default
     ``DEFAULT_TRAINING_AUDIO_BUCKETS``, 0.55-2 s) that holds their longest clip: every new width is one more compilation of
@@ -87,6 +94,12 @@ def kws_training_data(
         family_size=family_size,
         group_by_length=group_by_length,
     )
+    if augment:
+        from kerasadml.data.augment import AugmentConfig, augment_dataset
+
+        config = augment if isinstance(augment, AugmentConfig) else AugmentConfig()
+        dataset = augment_dataset(dataset, config, seed=seed,
+                                  audio_buckets=tuple(audio_buckets or DEFAULT_TRAINING_AUDIO_BUCKETS))
     return dataset, info, items
 
 

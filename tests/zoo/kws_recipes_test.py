@@ -1,5 +1,6 @@
 """Named ADML training recipes and the alignment evaluation, on a tiny SynthPhrase build."""
 
+import json
 import math
 
 import pytest
@@ -45,3 +46,29 @@ def test_paper_recipe_trains_the_papers_configuration(tiny_data, tmp_path):
     assert report["recipe"]["family_size"] == 1 and report["recipe"]["lr_schedule"] == "constant"
     assert (tmp_path / "model" / "model.weights.h5").is_file()
     assert not (tmp_path / "backup").exists()  # deleted only after the preset was saved
+    # the demo scores a trained preset on a test split only when the word split is the same
+    from kerasadml.zoo.demo import shipped_preset_comparable
+
+    assert report["synthphrase"]["seed"] == 0
+    comparable, why = shipped_preset_comparable(str(tmp_path / "model"), tiny_data)
+    assert comparable, why
+    other = tmp_path / "other_seed"
+    other.mkdir()
+    config = json.loads((tiny_data / "synthphrase_config.json").read_text())
+    (other / "synthphrase_config.json").write_text(json.dumps({**config, "seed": 1}))
+    comparable, why = shipped_preset_comparable(str(tmp_path / "model"), other)
+    assert not comparable and "seed" in why
+    comparable, why = shipped_preset_comparable("adml_base", tiny_data)
+    assert not comparable and "without trained weights" in why
+
+
+def test_build_provenance_names_the_word_split(tiny_data, tmp_path):
+    from kerasadml.data.synthphrase import FORMAT_VERSION, build_provenance
+
+    expected = {"format_version": FORMAT_VERSION, "seed": 0, "train_keywords": 16, "test_keywords": 8}
+    assert build_provenance(tiny_data) == expected
+    assert build_provenance(tiny_data / "synthphrase_train.csv") == expected
+    assert build_provenance([str(tiny_data / "synthphrase_test.csv")]) == expected
+    assert build_provenance(tmp_path) is None and build_provenance([]) is None
+    (tmp_path / "synthphrase_config.json").write_text("{not json")
+    assert build_provenance(tmp_path) is None
