@@ -33,7 +33,7 @@ CONFIGS = [
 def run_one(dataset, overrides, seed, epochs, steps, batch_size):
     import keras
 
-    from kerasadml.data.av_dataset import make_av_dataset
+    from kerasadml.data.av.dataset import make_av_dataset
     from kerasadml.zoo.aadml import AADML
     from kerasadml.zoo.catalogue import PRESET_CONFIGS
 
@@ -60,8 +60,8 @@ def main(argv=None) -> int:
 
     import keras
 
-    from kerasadml.data.av_digits import build_av_digits
-    from kerasadml.data.av_features import load_av_hdf5
+    from kerasadml.data.av.digits import build_av_digits
+    from kerasadml.data.av.features import load_av_hdf5
 
     os.makedirs(args.out, exist_ok=True)
     splits = {}

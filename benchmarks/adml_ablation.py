@@ -47,10 +47,9 @@ def main(argv=None) -> int:
 
     import keras
 
-    from kerasadml.data.synthphrase import build_synthphrase
-    from kerasadml.zoo.kws_evaluation import evaluate_alignment, evaluate_libriphrase
-    from kerasadml.zoo.kws_training import train_adml_from_csv
-    from kerasadml.zoo.training import resolve_kws_csvs
+    from kerasadml.data.speech.synthphrase import build_synthphrase
+    from kerasadml.kws.evaluation import evaluate_alignment, evaluate_libriphrase
+    from kerasadml.kws.training import resolve_kws_csvs, train_adml_from_csv
 
     data = args.data or os.path.join(args.out, "data")
     if not args.data:

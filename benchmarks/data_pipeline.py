@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from kerasadml.data.kws_dataset import DEFAULT_TRAINING_AUDIO_BUCKETS
+from kerasadml.data.speech.dataset import DEFAULT_TRAINING_AUDIO_BUCKETS
 
 
 def _rate(count: int, seconds: float) -> float:
@@ -44,7 +44,7 @@ def _rate(count: int, seconds: float) -> float:
 
 
 def measure_synthesis(out_dir: Path, size: str, workers: int, seed: int) -> dict:
-    from kerasadml.data.synthphrase import build_synthphrase
+    from kerasadml.data.speech.synthphrase import build_synthphrase
 
     started = time.perf_counter()
     summary = build_synthphrase(out_dir, size=size, seed=seed, progress=False, workers=workers)
@@ -74,7 +74,7 @@ def measure_features(paths: list[str], batch_size: int) -> dict:
     import keras
 
     from kerasadml.data.audio_io import load_audio
-    from kerasadml.data.kws_dataset import DEFAULT_AUDIO_BUCKETS, _pad_audio
+    from kerasadml.data.speech.dataset import DEFAULT_AUDIO_BUCKETS, _pad_audio
 
     try:
         from kerasadml.layers.log_mel import LogMelSpectrogram
@@ -110,7 +110,7 @@ PIPELINES = {
 
 def measure_pipeline(items, encode, cache_audio: bool, batches: int, k: int, m: int, hard_negatives=None,
                      pipeline: str = "default (families, grouped by length)") -> list[dict]:
-    from kerasadml.data.kws_dataset import make_kws_training_dataset
+    from kerasadml.data.speech.dataset import make_kws_training_dataset
 
     options = dict(PIPELINES[pipeline])
     started = time.perf_counter()
@@ -146,7 +146,7 @@ def measure_train_step(items, encode, k: int, m: int, steps: int, warmup: int = 
     (the pipeline must outrun it). Warm-up steps (compilation) are not timed."""
     import keras
 
-    from kerasadml.data.kws_dataset import make_kws_training_dataset
+    from kerasadml.data.speech.dataset import make_kws_training_dataset
     from kerasadml.zoo.adml import ADML
     from kerasadml.zoo.catalogue import PRESET_CONFIGS
 
@@ -203,8 +203,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="also write the table (markdown) to this file")
     args = parser.parse_args(argv)
 
-    from kerasadml.data.libriphrase import hard_negative_map, read_libriphrase_csv, training_items
-    from kerasadml.data.phonemizer import PhonemeVocabulary, Phonemizer
+    from kerasadml.data.speech.libriphrase import hard_negative_map, read_libriphrase_csv, training_items
+    from kerasadml.data.speech.phonemizer import PhonemeVocabulary, Phonemizer
 
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = Path(args.data_dir) if args.data_dir else Path(tmp) / f"synthphrase_{args.size}"

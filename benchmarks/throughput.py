@@ -176,7 +176,7 @@ def adml_arrays(config: dict, batch: int, clips_per_keyword: int, seed: int = 0)
     ``make_kws_training_dataset``'s batches, keywords x clips_per_keyword in order."""
     import numpy as np
 
-    from kerasadml.data.phonemizer import PhonemeVocabulary
+    from kerasadml.data.speech.phonemizer import PhonemeVocabulary
 
     if batch % clips_per_keyword:
         raise ValueError(f"ADML batch {batch} is not a multiple of clips_per_keyword={clips_per_keyword}")
@@ -406,7 +406,7 @@ def run_latency_job(job: dict) -> list[dict]:
     import numpy as np
 
     from kerasadml.zoo import ADML
-    from kerasadml.zoo.detector import KeywordDetector
+    from kerasadml.kws.detector import KeywordDetector
 
     keras.backend.clear_session()
     gc.collect()

@@ -163,12 +163,12 @@ def main(argv=None) -> int:
 
     # ------------------------------------------------------------------ data
     if args.model == "adml":
-        from kerasadml.data.libriphrase import read_libriphrase_csv, training_items
-        from kerasadml.zoo.training import kws_training_data, resolve_kws_csvs
+        from kerasadml.data.speech.libriphrase import read_libriphrase_csv, training_items
+        from kerasadml.kws.training import kws_training_data, resolve_kws_csvs
 
         data, test = args.data, args.test
         if data is None:
-            from kerasadml.data.synthphrase import build_synthphrase
+            from kerasadml.data.speech.synthphrase import build_synthphrase
 
             data = os.path.join(args.out, f"synthphrase_{args.size}")
             build_synthphrase(data, size=args.size, seed=0, progress=False)
@@ -184,7 +184,7 @@ def main(argv=None) -> int:
                 f"keywords per batch, but the training data have {num_keywords}: use a smaller --per-replica-batch "
                 "or more data (e.g. --size small)"
             )
-        from kerasadml.data.phonemizer import PhonemeVocabulary, Phonemizer
+        from kerasadml.data.speech.phonemizer import PhonemeVocabulary, Phonemizer
 
         keep_stress = bool(config.get("keep_stress", False))
         vocabulary, phonemizer = PhonemeVocabulary(keep_stress=keep_stress), Phonemizer(keep_stress=keep_stress)
@@ -205,12 +205,12 @@ def main(argv=None) -> int:
         )
         data_text = f"{len(items)} clips of {items.num_classes} keywords from {', '.join(train_csvs)}"
     else:
-        from kerasadml.data.av_dataset import make_av_dataset
-        from kerasadml.data.av_features import load_av_hdf5
+        from kerasadml.data.av.dataset import make_av_dataset
+        from kerasadml.data.av.features import load_av_hdf5
 
         data = args.data
         if data is None:
-            from kerasadml.data.av_digits import build_av_digits
+            from kerasadml.data.av.digits import build_av_digits
 
             per_class = "all" if args.train_per_class is None else args.train_per_class
             data = os.path.join(args.out, f"avdigits_{per_class}.h5")
@@ -268,14 +268,14 @@ def main(argv=None) -> int:
         model = single_device_copy(model)
     if args.model == "adml":
         if test_csvs:
-            from kerasadml.zoo.kws_evaluation import evaluate_libriphrase, format_table
+            from kerasadml.kws.evaluation import evaluate_libriphrase, format_table
 
             result = evaluate_libriphrase(model, test_csvs, audio_root=args.audio_root, progress=False)
             print(format_table(result, title=f"test: {', '.join(test_csvs)}"))
         else:
             print("no --test CSV: evaluation skipped")
     else:
-        from kerasadml.zoo.aadml_training import format_retrieval_table
+        from kerasadml.retrieval.evaluation import format_table as format_retrieval_table
 
         report = model.evaluate(av.test)
         print(format_retrieval_table(report, title=f"test retrieval ({len(av.test)} pairs)"))

@@ -29,8 +29,8 @@ def main(argv=None) -> int:
 
     # No input given: enroll the test keywords of a tiny SynthPhrase build (unseen in training),
     # calibrate on half of its clips, detect on the other half.
-    from kerasadml.data.libriphrase import read_libriphrase_csv, training_items
-    from kerasadml.data.synthphrase import build_synthphrase
+    from kerasadml.data.speech.libriphrase import read_libriphrase_csv, training_items
+    from kerasadml.data.speech.synthphrase import build_synthphrase
 
     data = os.path.join(args.out, "data")
     build_synthphrase(data, size="tiny", seed=1, progress=False)

@@ -24,11 +24,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="runs/train_aadml")
     args = parser.parse_args(argv)
 
-    from kerasadml.zoo.aadml_training import format_retrieval_table, train_aadml_from_h5
+    from kerasadml.retrieval.evaluation import format_table as format_retrieval_table
+    from kerasadml.retrieval.training import train_aadml_from_h5
 
     data = args.data
     if data is None:
-        from kerasadml.data.av_digits import build_av_digits
+        from kerasadml.data.av.digits import build_av_digits
 
         data = os.path.join(args.out, "avdigits.h5")
         if not os.path.exists(data):
@@ -44,7 +45,7 @@ def main(argv=None) -> int:
     )
     print(format_retrieval_table(report["test"], title=f"{args.preset} ({args.loss}, k={args.k}) on {data}"))
     # Retrieval for a user: the 5 visual items closest to the first 3 audio queries.
-    from kerasadml.data.av_features import load_av_hdf5
+    from kerasadml.data.av.features import load_av_hdf5
 
     test = load_av_hdf5(data).test
     indices, scores = model.retrieve(test.audio[:3], test.visual, top_k=5)

@@ -25,13 +25,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="runs/train_adml")
     args = parser.parse_args(argv)
 
-    from kerasadml.zoo.kws_evaluation import evaluate_libriphrase, format_table
-    from kerasadml.zoo.kws_training import train_adml_from_csv
-    from kerasadml.zoo.training import resolve_kws_csvs
+    from kerasadml.kws.evaluation import evaluate_libriphrase, format_table
+    from kerasadml.kws.training import resolve_kws_csvs, train_adml_from_csv
 
     train, test = args.train, args.test
     if train is None:
-        from kerasadml.data.synthphrase import build_synthphrase
+        from kerasadml.data.speech.synthphrase import build_synthphrase
 
         data = os.path.join(args.out, "data")
         build_synthphrase(data, size=args.size, seed=0)

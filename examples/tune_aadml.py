@@ -94,10 +94,10 @@ def main(argv=None) -> int:
     import keras
     import keras_tuner
 
-    from kerasadml.data.av_dataset import make_av_dataset
-    from kerasadml.data.av_features import load_av_hdf5
+    from kerasadml.data.av.dataset import make_av_dataset
+    from kerasadml.data.av.features import load_av_hdf5
     from kerasadml.tuning import AADML_SEARCH_SPACE, AADMLHyperModel
-    from kerasadml.zoo.aadml_training import format_retrieval_table
+    from kerasadml.retrieval.evaluation import format_table as format_retrieval_table
     from kerasadml.zoo.presets import preset_config, preset_recipe
 
     tune = parse_tune(parser, args.tune, AADML_SEARCH_SPACE)
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
 
     data = args.data
     if data is None:
-        from kerasadml.data.av_digits import build_av_digits
+        from kerasadml.data.av.digits import build_av_digits
 
         per_class = "all" if args.train_per_class is None else args.train_per_class
         data = os.path.join(args.out, f"avdigits_{per_class}.h5")

@@ -173,10 +173,10 @@ def main(argv=None) -> int:
     import keras
     import keras_tuner
 
-    from kerasadml.data.libriphrase import read_libriphrase_csv, training_items
+    from kerasadml.data.speech.libriphrase import read_libriphrase_csv, training_items
     from kerasadml.tuning import ADML_SEARCH_SPACE, ADMLHyperModel
     from kerasadml.zoo.presets import preset_config, preset_recipe
-    from kerasadml.zoo.training import kws_training_data, resolve_kws_csvs
+    from kerasadml.kws.training import kws_training_data, resolve_kws_csvs
 
     tune = parse_tune(parser, args.tune, ADML_SEARCH_SPACE)
     searched = tune or list(ADML_SEARCH_SPACE)
@@ -187,7 +187,7 @@ def main(argv=None) -> int:
 
     data, valid = args.data, args.valid
     if data is None:
-        from kerasadml.data.synthphrase import build_synthphrase
+        from kerasadml.data.speech.synthphrase import build_synthphrase
 
         data = os.path.join(args.out, "data")
         build_synthphrase(data, size=args.size, seed=0)

@@ -17,7 +17,7 @@ with ``tf.summary`` whatever the backend; TensorFlow is a dependency of kerasadm
 ``tests/callbacks_test.py`` checks it by reading the event files back. The same
 ``logs`` feed ``keras.callbacks.CSVLogger`` and ``History``.
 
-Resuming an interrupted run: ``kerasadml.zoo.training.fit_with_backup`` adds
+Resuming an interrupted run: ``kerasadml.training.fit_with_backup`` adds
 :class:`SafeBackupAndRestore` (a ``keras.callbacks.BackupAndRestore`` whose backups
 survive ``kill -9``, Ctrl-C and a full disk) under ``out_dir/backup``; starting the same
 call again resumes at the first epoch that had not finished (model, optimizer and epoch

@@ -251,7 +251,7 @@ def _synth_need(out: Path, size: str) -> int:
 
 
 def cmd_synth(args) -> int:
-    from kerasadml.data.synthphrase import build_synthphrase
+    from kerasadml.data.speech.synthphrase import build_synthphrase
 
     out = _check_output_dir(args.out)
     _check_free_space(out, "--out", _synth_need(out, args.size))
@@ -261,7 +261,7 @@ def cmd_synth(args) -> int:
 
 
 def cmd_synth_av(args) -> int:
-    from kerasadml.data.av_digits import build_av_digits
+    from kerasadml.data.av.digits import build_av_digits
 
     _check_output_file(args.out, "--out", need_bytes=_TRAIN_BYTES)
     summary = build_av_digits(
@@ -282,7 +282,7 @@ def _check_preset_target(folder: Path) -> None:
 
 
 def cmd_train(args) -> int:
-    from kerasadml.zoo.training import resolve_kws_csvs
+    from kerasadml.kws.training import resolve_kws_csvs
 
     class_name = _preset_class(args.preset)
     h5 = _is_h5(args.data)
@@ -322,7 +322,7 @@ def cmd_train(args) -> int:
         shutil.rmtree(backup)
         logging.getLogger(__name__).warning("--fresh: deleted the previous run's backup %s", backup)
     if class_name == "AADML":
-        from kerasadml.zoo.aadml_training import train_aadml_from_h5
+        from kerasadml.retrieval.training import train_aadml_from_h5
 
         model, report = train_aadml_from_h5(
             args.preset,
@@ -336,7 +336,7 @@ def cmd_train(args) -> int:
         )
         print(json.dumps(report, indent=2, default=float))
         return 0
-    from kerasadml.zoo.kws_training import train_adml_from_csv
+    from kerasadml.kws.training import train_adml_from_csv
 
     model, report = train_adml_from_csv(
         args.preset,
@@ -365,22 +365,22 @@ def cmd_evaluate(args) -> int:
         _check_output_file(args.json, "--json")
     h5 = _is_h5(args.data)
     if not h5:
-        from kerasadml.zoo.training import resolve_kws_csvs
+        from kerasadml.kws.training import resolve_kws_csvs
 
         _check_input_dir(args.audio_root, "--audio-root")
         csvs = resolve_kws_csvs(args.data, split="test")
         _check_csv_text(csvs)
     if h5:
         model = _load_model(args.model, "AADML", f"--data {args.data} (audio-visual features)")
-        from kerasadml.data.av_features import load_av_hdf5
-        from kerasadml.zoo.aadml_training import format_retrieval_table
+        from kerasadml.data.av.features import load_av_hdf5
+        from kerasadml.retrieval.evaluation import format_table as format_retrieval_table
 
         dataset = load_av_hdf5(args.data, audio_dim=model.audio_dim, visual_dim=model.visual_dim)
         result = model.evaluate(dataset.test)
         print(format_retrieval_table(result))
     else:
         model = _load_model(args.model, "ADML", f"--data {args.data} (keyword-spotting CSVs)")
-        from kerasadml.zoo.kws_evaluation import evaluate_libriphrase, format_table
+        from kerasadml.kws.evaluation import evaluate_libriphrase, format_table
 
         result = evaluate_libriphrase(
             model,
@@ -436,7 +436,7 @@ def cmd_detect(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from kerasadml.zoo.demo import run_demo
+    from kerasadml.kws.demo import run_demo
 
     out = _check_output_dir(args.out, need_bytes=_SYNTH_BYTES.get(args.size, 0) + _TRAIN_BYTES)
     run_demo(

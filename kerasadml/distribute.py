@@ -30,7 +30,7 @@ losses (batch-hard triplets, AA proxies' neighbours, proxy/relational terms):
   averages the gradients: each in-batch loss is computed inside a replica's rows (the
   same as gradient accumulation over the ``n`` sub-batches on one device). Batches must
   therefore be class-balanced per replica: with
-  ``kerasadml.data.av_dataset.make_av_dataset`` / ``make_kws_training_dataset``, make
+  ``kerasadml.data.av.dataset.make_av_dataset`` / ``make_kws_training_dataset``, make
   each global batch by concatenating ``n`` class-balanced per-replica batches, or use a
   per-replica batch that holds at least 2 classes x 2 rows in order.
 - ``DataParallel`` (JAX) compiles one program over the sharded global batch: in-batch

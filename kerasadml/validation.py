@@ -54,3 +54,33 @@ def check_float(name: str, value, minimum: float | None = None, maximum: float |
 def check_seed(value, name: str = "seed") -> int:
     """A seed usable by NumPy and Keras: an integer in [0, 2**32 - 1]."""
     return check_int(name, value, minimum=0, maximum=MAX_SEED)
+
+
+def as_text_list(texts, name: str = "keywords") -> list[str]:
+    """Keyword texts as a list of ``str``.
+
+    A single ``str`` is **one** keyword (``"stop"`` -> ``["stop"]``, never four letters);
+    any other iterable is taken item by item.
+
+    Raises:
+        TypeError: ``texts`` is ``None`` or not iterable, or an item is not a ``str``
+            (the message names it, e.g. ``keywords[1]``).
+    """
+    if isinstance(texts, str):
+        return [texts]
+    if texts is None:
+        raise TypeError(f"{name} is None; expected a keyword text or a list of them")
+    if isinstance(texts, (bytes, bytearray)):
+        raise TypeError(f"{name} is {type(texts).__name__}; pass text as str")
+    try:
+        items = list(texts)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a str or a list of str, not {type(texts).__name__}"
+        ) from None
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise TypeError(
+                f"{name}[{i}] must be a str, got {type(item).__name__}: {item!r}"
+            )
+    return items

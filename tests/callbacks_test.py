@@ -11,7 +11,7 @@ import pytest
 from kerasadml.callbacks import AffinityImageLogger, GradientReversalSchedule
 from kerasadml.zoo import AADML, ADML
 from kerasadml.zoo.adml import LOSS_TERMS
-from kerasadml.zoo.training import fit_with_backup
+from kerasadml.training import fit_with_backup
 from tests.zoo.aadml_test import TINY as AADML_TINY
 from tests.zoo.aadml_test import _split
 from tests.zoo.adml_test import TINY as ADML_TINY
@@ -134,7 +134,7 @@ class _EpochLog(keras.callbacks.Callback):
 
 
 def test_interrupted_fit_resumes_at_the_next_epoch(tmp_path):
-    from kerasadml.data.av_dataset import make_av_dataset
+    from kerasadml.data.av.dataset import make_av_dataset
 
     split = _split()
 

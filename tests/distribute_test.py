@@ -37,7 +37,7 @@ def _worker() -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from kerasadml.data.av_dataset import make_av_dataset
+    from kerasadml.data.av.dataset import make_av_dataset
     from kerasadml.distribute import data_parallel, global_batch_size, num_replicas, replica_batches
     from kerasadml.zoo import AADML
     from tests.zoo.aadml_test import TINY, _split

@@ -1,21 +1,20 @@
 """Reading, building and batching data.
 
-Light modules are imported here; the tf.data builders (``kerasadml.data.kws_dataset``,
-``kerasadml.data.av_dataset``) import TensorFlow and are imported on use.
+Light modules are imported here; the tf.data builders (``kerasadml.data.speech.dataset``,
+``kerasadml.data.av.dataset``) import TensorFlow and are imported on use.
 """
 
 from kerasadml.data.audio_io import AudioError, load_audio, resample, tfio_kernels_available, write_wav_atomic
-from kerasadml.data.av_features import (
+from kerasadml.data.av.features import (
     AVDataError,
     AVDataset,
     AVSplit,
-    FeatureScaler,
     load_av,
     load_av_hdf5,
     load_av_npy_folder,
     save_av_hdf5,
 )
-from kerasadml.data.libriphrase import (
+from kerasadml.data.speech.libriphrase import (
     LIBRIPHRASE_COLUMNS,
     PairSet,
     TrainingItems,
@@ -24,14 +23,13 @@ from kerasadml.data.libriphrase import (
     training_items,
     write_libriphrase_csv,
 )
-from kerasadml.data.phonemizer import PhonemeVocabulary, Phonemizer, PhonemizerError
+from kerasadml.data.speech.phonemizer import PhonemeVocabulary, Phonemizer, PhonemizerError
 
 __all__ = [
     "AVDataError",
     "AVDataset",
     "AVSplit",
     "AudioError",
-    "FeatureScaler",
     "LIBRIPHRASE_COLUMNS",
     "PairSet",
     "PhonemeVocabulary",

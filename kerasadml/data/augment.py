@@ -4,7 +4,7 @@ Small NumPy transforms of a mono float waveform (16 kHz by default), each determ
 for the :class:`numpy.random.Generator` it is given, and :func:`augment_clip`, which
 applies each with a probability set in an :class:`AugmentConfig`. SynthPhrase applies
 them to every clip it writes (docs/data.md §1.3); :func:`augment_dataset` applies them on
-the fly to the batches of :func:`kerasadml.data.kws_dataset.make_kws_training_dataset`
+the fly to the batches of :func:`kerasadml.data.speech.dataset.make_kws_training_dataset`
 (training on user data, e.g. a LibriPhrase-format corpus). Nothing here augments unless
 asked: evaluation pipelines are never augmented.
 
@@ -615,17 +615,12 @@ def augment_batch(
             out.append(clips[r])
             continue
         out.append(augment_clip(clips[r], rng, config, babble=others, sample_rate=sample_rate, max_samples=width))
-    longest = max((w.size for w in out), default=0)
-    if audio_buckets is not None:
-        fits = [int(b) for b in sorted(audio_buckets) if int(b) >= longest]
-        width = fits[0] if fits else int(max(audio_buckets))
-    batch = np.zeros((rows, width), np.float32)
-    new_lengths = np.zeros((rows,), np.int32)
-    for r, w in enumerate(out):
-        n = min(w.size, width)
-        batch[r, :n] = w[:n]
-        new_lengths[r] = n
-    return batch, new_lengths
+    from kerasadml.data.batching import check_buckets, pad_audio
+
+    if not rows:
+        return np.zeros((0, width), np.float32), np.zeros((0,), np.int32)
+    buckets = (width,) if audio_buckets is None else check_buckets(audio_buckets, "audio_buckets")
+    return pad_audio(out, buckets, "crop")
 
 
 def augment_dataset(
@@ -640,7 +635,7 @@ def augment_dataset(
     """A ``tf.data`` stage that augments the ``"audio"`` / ``"audio_length"`` of each batch
     on the fly (:func:`augment_batch` in a ``tf.numpy_function``); other keys pass through.
 
-    For the batches of :func:`kerasadml.data.kws_dataset.make_kws_training_dataset` (or any
+    For the batches of :func:`kerasadml.data.speech.dataset.make_kws_training_dataset` (or any
     dataset of dicts with those keys, batched); apply it to training data only. It works
     whatever the Keras backend (the dataset runs in TensorFlow and yields NumPy-convertible
     tensors to ``model.fit`` on TensorFlow and JAX alike).

@@ -117,7 +117,7 @@ class ADMLHyperModel(keras_tuner.HyperModel):
     Args:
         num_keywords: training keyword classes (size of the keyword head).
         validation_data: LibriPhrase-format CSV path(s) or a
-            ``kerasadml.data.libriphrase.PairSet``.
+            ``kerasadml.data.speech.libriphrase.PairSet``.
         audio_root: folder the CSV's audio paths are relative to (default: the CSV's).
         config: fixed ``ADML`` constructor arguments (architecture sizes, switches).
         tune: names of the hyperparameters to search (default: all); the others keep
@@ -171,7 +171,7 @@ class ADMLHyperModel(keras_tuner.HyperModel):
 
     @staticmethod
     def _load_pairs(data, audio_root):
-        from kerasadml.data.libriphrase import PairSet, evaluation_pairs, read_libriphrase_csv
+        from kerasadml.data.speech.libriphrase import PairSet, evaluation_pairs, read_libriphrase_csv
 
         if isinstance(data, PairSet):
             return data
@@ -197,16 +197,14 @@ class ADMLHyperModel(keras_tuner.HyperModel):
         learning_rate = values.pop("learning_rate", ADML_SEARCH_SPACE["learning_rate"][3])
         model = ADML(num_keywords=self.num_keywords, **{**self.config, **values})
         model.build()  # every variable exists, so Hyperband can load a previous trial's weights
-        model.compile(
-            optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=1e-4, clipnorm=5.0)
-        )
+        model.compile(optimizer=ADML.default_optimizer(learning_rate=learning_rate))
         _build_optimizer(model)
         return model
 
     # --------------------------------------------------------- train + validate
     def fit(self, hp, model, *args, **kwargs) -> dict[str, float]:
         """``model.fit(*args, **kwargs)``, then LibriPhrase evaluation on the validation pairs."""
-        from kerasadml.zoo.kws_evaluation import evaluate_libriphrase
+        from kerasadml.kws.evaluation import evaluate_libriphrase
 
         history = model.fit(*args, **kwargs)
         loss = _last_loss(history)
@@ -241,7 +239,7 @@ class ADMLHyperModel(keras_tuner.HyperModel):
     def encode_text(self, text: str) -> list[int]:
         """Phoneme ids as every model of this search encodes them (to build the training data)."""
         if self._encoder is None:
-            from kerasadml.data.phonemizer import PhonemeVocabulary, Phonemizer
+            from kerasadml.data.speech.phonemizer import PhonemeVocabulary, Phonemizer
 
             keep_stress = bool(self.config.get("keep_stress", False))
             self._encoder = (PhonemeVocabulary(keep_stress=keep_stress), Phonemizer(keep_stress=keep_stress))
@@ -313,7 +311,7 @@ class AADMLHyperModel(keras_tuner.HyperModel):
         tunable: bool = True,
     ):
         super().__init__(name=name, tunable=tunable)
-        from kerasadml.data.av_features import AVSplit
+        from kerasadml.data.av.features import AVSplit
 
         for label, split in (("validation_split", validation_split), ("adapt_split", adapt_split)):
             if split is not None and not isinstance(split, AVSplit):

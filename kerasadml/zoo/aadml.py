@@ -13,6 +13,7 @@ from kerasadml.encoders.feature_tower import FeatureTower
 from kerasadml.losses.contrastive import AAContrastive, SupervisedContrastive
 from kerasadml.losses.triplet import AATriplet, Triplet
 from kerasadml.ops import l2_normalize_np
+from kerasadml.zoo.base import check_compile_kwargs, check_no_sample_weight
 from kerasadml.zoo.presets import PresetMixin
 
 METRIC_LOSSES = ("aa_triplet", "aa_contrastive", "triplet", "contrastive")
@@ -178,7 +179,9 @@ class AADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         return out
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """``L_AA(audio anchors) + L_AA(visual anchors) + label_weight * CE``."""
+        """``L_AA(audio anchors) + L_AA(visual anchors) + label_weight * CE``;
+        ``sample_weight`` is refused (:func:`kerasadml.zoo.base.check_no_sample_weight`)."""
+        check_no_sample_weight("AADML", sample_weight)
         if y_pred is None:
             y_pred = self(x, training=training)
         labels = ops.cast(x["label"], "int32")
@@ -206,8 +209,7 @@ class AADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         """``optimizer="auto"``: Adam(1e-3)."""
         if optimizer == "auto":
             optimizer = keras.optimizers.Adam(learning_rate=1e-3)
-        kwargs.pop("loss", None)
-        super().compile(optimizer=optimizer, **kwargs)
+        super().compile(optimizer=optimizer, **check_compile_kwargs("AADML", kwargs))
 
     def build(self, input_shape=None):
         """Create every variable (both towers) whatever the first batch contains."""
@@ -277,9 +279,11 @@ class AADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         """Retrieval evaluation on an ``AVSplit`` (or ``(audio, visual, labels)``), else Keras'.
 
         Returns ``{"MAP_A2V", "MAP_V2A", "MAP", "R@1", "R@5", "R@10", ...}`` over the
-        whole test gallery (docs/methods.md §2.4).
+        whole test gallery (docs/methods.md §2.4). Anything else goes to
+        ``keras.Model.evaluate`` with ``return_dict=True`` unless given, so the result is
+        a dict of named figures either way.
         """
-        from kerasadml.data.av_features import AVSplit
+        from kerasadml.data.av.features import AVSplit
         from kerasadml.metrics.retrieval import retrieval_report
 
         if isinstance(x, AVSplit) or (isinstance(x, tuple) and len(x) == 3):
@@ -288,6 +292,7 @@ class AADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
             zv = self.embed(visual, "visual")
             labels = np.asarray(labels)
             return retrieval_report(za, zv, labels, labels, **kwargs)
+        kwargs.setdefault("return_dict", True)
         return super().evaluate(x, *args, **kwargs)
 
     def get_config(self):

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerasadml.data.phonemizer import PhonemeVocabulary, Phonemizer
+from kerasadml.data.speech.phonemizer import PhonemeVocabulary, Phonemizer
 from kerasadml.distribute import MultiWorkerDictInputsMixin, scale_loss_for_replicas
 from kerasadml.encoders.ecapa_tdnn import ECAPATDNN
 from kerasadml.encoders.phoneme_bilstm import PhonemeBiLSTM
@@ -26,6 +26,7 @@ from kerasadml.losses.proxy_nce import ProxyNCE
 from kerasadml.losses.relational_proxy import RelationalProxy
 from kerasadml.losses.sphereface2 import SphereFace2
 from kerasadml.ops import l2_normalize, l2_normalize_np
+from kerasadml.zoo.base import check_compile_kwargs, check_no_sample_weight
 from kerasadml.zoo.presets import PresetMixin
 
 UTTERANCE_LOSSES = ("proxy_nce", "relational_proxy")
@@ -79,7 +80,7 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
     full ADML (+SphereFace2)  ``... mal="both", keyword_loss="sphereface2"`` (default)
     ========================  ===============================================
 
-    Training batches are dicts (see ``kerasadml.data.kws_dataset``): ``"audio"`` (B, S)
+    Training batches are dicts (see ``kerasadml.data.speech.dataset``): ``"audio"`` (B, S)
     float32 waveforms, ``"audio_length"`` (B,) valid samples, ``"phonemes"`` (B, Tt) the
     ids of each clip's own keyword (0 = padding) and ``"label"`` (B,) keyword class ids in
     ``[0, num_keywords)``. Inference scores a clip against a keyword by ``cos(ea, et)``.
@@ -468,7 +469,8 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """``L = L_utt + w_key L_key + w_mm L_MM + lambda_phn L_phn + L_adv`` (docs/methods.md §1.9);
-        the sum of :meth:`loss_terms`."""
+        the sum of :meth:`loss_terms`. ``sample_weight`` is refused (:func:`check_no_sample_weight`)."""
+        check_no_sample_weight("ADML", sample_weight)
         if y_pred is None:
             y_pred = self(x, training=training)
         terms = self.loss_terms(x, y_pred, training=training)
@@ -518,8 +520,7 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         """``optimizer="auto"``: :meth:`default_optimizer` with a constant learning rate."""
         if optimizer == "auto":
             optimizer = self.default_optimizer()
-        kwargs.pop("loss", None)  # the loss is the model's own (compute_loss)
-        super().compile(optimizer=optimizer, **kwargs)
+        super().compile(optimizer=optimizer, **check_compile_kwargs("ADML", kwargs))
 
     @staticmethod
     def _dummy_batch() -> dict:
@@ -557,8 +558,8 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         ``str`` (e.g. ``texts[1]``), ``PhonemizerError`` for a text with no phonemes; a text
         partly left unvoiced warns (``UnvoicedTextWarning``).
         """
-        from kerasadml.zoo.batching import pad_id_batches
-        from kerasadml.zoo.detector import as_text_list
+        from kerasadml.data.batching import pad_id_batches
+        from kerasadml.validation import as_text_list
 
         ids = [self.encode_text(t) for t in as_text_list(texts, "texts")]
         out = []
@@ -582,7 +583,7 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
             TypeError: ``None`` or a non-numeric clip, naming it.
         """
         from kerasadml.data.audio_io import load_clips
-        from kerasadml.zoo.batching import pad_audio_batches
+        from kerasadml.data.batching import pad_audio_batches
 
         waves = load_clips(audio)
         out = []
@@ -617,9 +618,9 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         return ops.convert_to_numpy(out["affinity"])[0, : len(ids), :frames]
 
     def keyword_detector(self, keywords: Sequence[str] | str, threshold: float = 0.5):
-        """A :class:`~kerasadml.zoo.detector.KeywordDetector` enrolled with ``keywords`` (a
+        """A :class:`~kerasadml.kws.detector.KeywordDetector` enrolled with ``keywords`` (a
         single ``str`` is one keyword); ``threshold`` must be finite, in [-1, 1]."""
-        from kerasadml.zoo.detector import KeywordDetector
+        from kerasadml.kws.detector import KeywordDetector
 
         return KeywordDetector(self, keywords, threshold=threshold)
 
@@ -627,19 +628,21 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
         """Keras ``evaluate`` on batches, or LibriPhrase evaluation on a CSV / pair set.
 
         With ``x`` a LibriPhrase-format CSV path (or a list of them, or a
-        ``kerasadml.data.libriphrase.PairSet``), returns
+        ``kerasadml.data.speech.libriphrase.PairSet``), returns
         ``{"LP_E": {"EER", "AUC", "AP"}, "LP_H": {...}, "pairs": n, "skipped": s}``
         (fractions) over the whole set, scoring ``cos(ea, et)``; ``audio_root`` may be
-        given as a keyword. Anything else goes to ``keras.Model.evaluate``.
+        given as a keyword. Anything else goes to ``keras.Model.evaluate``, with
+        ``return_dict=True`` unless given: either way the result is a dict of named figures.
         """
-        from kerasadml.data.libriphrase import PairSet
+        from kerasadml.data.speech.libriphrase import PairSet
 
         if isinstance(x, (str, os.PathLike, PairSet)) or (
             isinstance(x, (list, tuple)) and x and isinstance(x[0], (str, os.PathLike))
         ):
-            from kerasadml.zoo.kws_evaluation import evaluate_libriphrase
+            from kerasadml.kws.evaluation import evaluate_libriphrase
 
             return evaluate_libriphrase(self, x, **kwargs)
+        kwargs.setdefault("return_dict", True)
         return super().evaluate(x, *args, **kwargs)
 
     @classmethod

@@ -290,7 +290,7 @@ def kws_batches(tmp_path_factory):
     """make_kws_training_dataset over a few synthetic clips (4 labels x 3 clips)."""
     import soundfile
 
-    from kerasadml.data.kws_dataset import make_kws_training_dataset
+    from kerasadml.data.speech.dataset import make_kws_training_dataset
 
     folder = tmp_path_factory.mktemp("augment_clips")
     paths, texts, labels = [], [], []

@@ -203,11 +203,11 @@ def test_keeps_two_backups_and_fingerprint(interrupted):
 
 
 def test_training_recipes_keep_the_backup_until_the_model_is_saved(tmp_path):
-    # kws_training / aadml_training call fit_with_backup(keep_backup=True) and delete the
+    # kws.training / retrieval.training call fit_with_backup(keep_backup=True) and delete the
     # backup only after save_to_preset: a kill in between resumes instead of starting over.
     import keras
 
-    from kerasadml.zoo.training import discard_backup, fit_with_backup
+    from kerasadml.training import discard_backup, fit_with_backup
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")

@@ -166,7 +166,7 @@ def _nearly_full(monkeypatch, tmp):
 
 
 def _disk_fills_during_synth(monkeypatch, tmp):
-    import kerasadml.data.synthphrase as synthphrase
+    import kerasadml.data.speech.synthphrase as synthphrase
 
     def build(out, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", f"{out}/train/x.wav")
@@ -176,7 +176,7 @@ def _disk_fills_during_synth(monkeypatch, tmp):
 
 
 def _ctrl_c_in_train(monkeypatch, tmp):
-    import kerasadml.zoo.aadml_training as training
+    import kerasadml.retrieval.training as training
 
     def train(*args, **kwargs):
         raise KeyboardInterrupt
@@ -186,7 +186,7 @@ def _ctrl_c_in_train(monkeypatch, tmp):
 
 
 def _ctrl_c_in_synth_av(monkeypatch, tmp):
-    import kerasadml.data.av_digits as av_digits
+    import kerasadml.data.av.digits as av_digits
 
     def build(*args, **kwargs):
         raise KeyboardInterrupt
@@ -196,7 +196,7 @@ def _ctrl_c_in_synth_av(monkeypatch, tmp):
 
 
 def _stale_backup(monkeypatch, tmp):
-    import kerasadml.zoo.aadml_training as training
+    import kerasadml.retrieval.training as training
     from kerasadml.callbacks import BackupError
 
     def train(*args, **kwargs):

@@ -38,16 +38,17 @@ from kerasadml.data.audio_io import (
     load_clips,
     write_wav_atomic,
 )
-from kerasadml.data.av_features import AVDataError, AVDataset, AVSplit, load_av_hdf5
-from kerasadml.data.libriphrase import (
+from kerasadml.data.av.features import AVDataError, AVDataset, AVSplit, load_av_hdf5
+from kerasadml.data.speech.libriphrase import (
     LIBRIPHRASE_COLUMNS,
     OutsideAudioRootError,
     evaluation_pairs,
     read_libriphrase_csv,
     training_items,
 )
-from kerasadml.data.phonemizer import Phonemizer, PhonemizerError, UnvoicedTextWarning
-from kerasadml.zoo.detector import as_text_list, check_threshold
+from kerasadml.data.speech.phonemizer import Phonemizer, PhonemizerError, UnvoicedTextWarning
+from kerasadml.kws.detector import check_threshold
+from kerasadml.validation import as_text_list
 
 AUDIO_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audio"
 SR = 16000
@@ -191,7 +192,7 @@ def phonemizer():
 
 
 def _evaluate(model, csv_path, **kwargs):
-    from kerasadml.zoo.kws_evaluation import evaluate_libriphrase
+    from kerasadml.kws.evaluation import evaluate_libriphrase
 
     return evaluate_libriphrase(model, [str(csv_path)], progress=False, **kwargs)
 
@@ -390,7 +391,7 @@ def test_non_utf8_file_name_is_read_not_called_corrupt(files):
 
 
 def test_evaluate_counts_add_up_and_the_table_says_so(model, files):
-    from kerasadml.zoo.kws_evaluation import format_table
+    from kerasadml.kws.evaluation import format_table
 
     result = _evaluate(model, files["csv_text"])
     clean = _evaluate(model, files["csv_good"])

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from kerasadml.data.synthphrase import MANIFEST_JSONL, SUMMARY_JSON, build_synthphrase
+from kerasadml.data.speech.synthphrase import MANIFEST_JSONL, SUMMARY_JSON, build_synthphrase
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -125,7 +125,7 @@ def test_resume_verifies_what_it_keeps(reference, tmp_path, name, damage, remade
 # ------------------------------------------------------------------ cannot write
 def test_a_clip_that_cannot_be_written_is_a_write_failure_not_a_skip(tmp_path, monkeypatch):
     import kerasadml.atomic
-    from kerasadml.data.synthphrase import _make_clip
+    from kerasadml.data.speech.synthphrase import _make_clip
 
     def full_disk(path, mode="w", **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")

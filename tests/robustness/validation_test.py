@@ -22,7 +22,7 @@ ADML_CASES = [
 
 @pytest.mark.parametrize("name, value", ADML_CASES, ids=[f"{n}={v!r}" for n, v in ADML_CASES])
 def test_train_adml_from_csv_rejects(tmp_path, name, value):
-    from kerasadml.zoo.kws_training import train_adml_from_csv
+    from kerasadml.kws.training import train_adml_from_csv
 
     with pytest.raises(ValueError, match=name):
         train_adml_from_csv("adml_tiny", CSV, out_dir=tmp_path / "run", **{name: value})
@@ -34,7 +34,7 @@ AADML_CASES = [("epochs", 0), ("steps_per_epoch", -2), ("batch_size", 2), ("batc
 
 @pytest.mark.parametrize("name, value", AADML_CASES, ids=[f"{n}={v!r}" for n, v in AADML_CASES])
 def test_train_aadml_from_h5_rejects(tmp_path, name, value):
-    from kerasadml.zoo.aadml_training import train_aadml_from_h5
+    from kerasadml.retrieval.training import train_aadml_from_h5
 
     with pytest.raises(ValueError, match=name):
         train_aadml_from_h5("aadml_avdigits", H5, out_dir=tmp_path / "run", **{name: value})
@@ -43,7 +43,7 @@ def test_train_aadml_from_h5_rejects(tmp_path, name, value):
 
 @pytest.mark.parametrize("epochs, steps", [(0, 1), (1, 0), (None, 1)])
 def test_fit_with_backup_rejects(tmp_path, epochs, steps):
-    from kerasadml.zoo.training import fit_with_backup
+    from kerasadml.training import fit_with_backup
 
     with pytest.raises(ValueError, match="epochs" if epochs != 1 else "steps_per_epoch"):
         fit_with_backup(None, None, epochs=epochs, steps_per_epoch=steps, out_dir=tmp_path)

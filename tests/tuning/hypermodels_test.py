@@ -7,10 +7,10 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from kerasadml.data.av_features import AVSplit
-from kerasadml.data.synthphrase import build_synthphrase
+from kerasadml.data.av.features import AVSplit
+from kerasadml.data.speech.synthphrase import build_synthphrase
 from kerasadml.tuning import ADML_SEARCH_SPACE, AADMLHyperModel, ADMLHyperModel
-from kerasadml.zoo.training import kws_training_data
+from kerasadml.kws.training import kws_training_data
 
 ADML_TINY = dict(
     embedding_dim=16,
@@ -87,7 +87,7 @@ def _split(n_per_class=8, seed=0):
 
 
 def test_aadml_random_search_records_finite_val_map(tmp_path):
-    from kerasadml.data.av_dataset import make_av_dataset
+    from kerasadml.data.av.dataset import make_av_dataset
 
     train, valid = _split(seed=0), _split(seed=1)
     hypermodel = AADMLHyperModel(valid, config=AADML_TINY, adapt_split=train, max_k=4)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from kerasadml.data.av_features import AVSplit
+from kerasadml.data.av.features import AVSplit
 from kerasadml.zoo import AADML, PresetError
 
 TINY = dict(audio_dim=6, visual_dim=10, num_classes=3, embedding_dim=8, hidden_units=16, num_heads=2, key_dim=4)
@@ -94,3 +94,49 @@ def test_catalogue_presets_build():
     assert (vegas.audio_dim, vegas.visual_dim, vegas.num_classes) == (128, 1024, 10)
     ave = AADML.from_preset("aadml_ave")
     assert ave.num_classes == 15
+
+
+# ------------------------------------------------------- input standardisation (adapt)
+def _shifted_split(n, seed):
+    rng = np.random.default_rng(seed)
+    split = AVSplit(rng.normal(3.0, 2.0, (n, 6)), rng.normal(-1.0, 0.5, (n, 10)), rng.integers(0, 3, n))
+    return split
+
+
+def test_adapt_uses_train_statistics_only_and_centres_constant_dimensions(tmp_path):
+    """(Was the test of ``FeatureScaler``, a second copy of this standardisation.)"""
+    train = _shifted_split(50, 0)
+    train.visual[:, 5] = 7.0  # a constant dimension
+    before = train.audio.copy()
+    model = AADML(**TINY)
+    model.adapt(train)
+    np.testing.assert_array_equal(train.audio, before)  # input not modified
+    audio = keras.ops.convert_to_numpy(model.audio_norm(train.audio.astype("float32")))
+    np.testing.assert_allclose(audio.mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(audio.std(0), 1.0, atol=1e-3)
+    visual = keras.ops.convert_to_numpy(model.visual_norm(train.visual.astype("float32")))
+    np.testing.assert_allclose(visual[:, 5], 0.0, atol=1e-5)  # centred, not divided by ~0
+    shifted = train.visual.astype("float32").copy()
+    shifted[:, 5] = 9.0
+    assert np.abs(keras.ops.convert_to_numpy(model.visual_norm(shifted))[:, 5]).max() < 10.0
+    # a test split keeps its own shift: the statistics are the training split's
+    test = AVSplit(train.audio + 10.0, train.visual, train.labels)
+    shifted_audio = keras.ops.convert_to_numpy(model.audio_norm(test.audio.astype("float32")))
+    assert (shifted_audio.mean(0) > 2.0).all()
+    # the statistics travel with the saved model
+    path = tmp_path / "aadml.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(restored.audio_norm(test.audio.astype("float32"))), shifted_audio, atol=1e-5
+    )
+
+
+def test_compile_refuses_a_loss_and_evaluate_always_returns_a_dict(trained):
+    with pytest.raises(ValueError, match=r"AADML.compile\(loss=.*computes its own loss"):
+        AADML(**TINY).compile(optimizer="adam", loss="mse")
+    split = _split(seed=2)
+    result = trained.evaluate(_batch(split), batch_size=24, verbose=0)
+    assert isinstance(result, dict) and "loss_metric" in result
+    with pytest.raises(ValueError, match="does not use sample_weight"):
+        trained.compute_loss(x=_batch(split), sample_weight=np.ones(len(split.labels), "float32"))

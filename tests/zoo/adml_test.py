@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from kerasadml.data.audio_io import AudioError
-from kerasadml.data.phonemizer import PhonemizerError
+from kerasadml.data.speech.phonemizer import PhonemizerError
 from kerasadml.zoo import ADML, PresetError
 from kerasadml.zoo.adml import LOSS_TERMS
 
@@ -205,3 +205,20 @@ def test_build_leaves_no_layer_unbuilt():
     model = ADML(**{**TINY, "spec_augment": True})
     model.build()
     assert [layer.name for layer in model._flatten_layers() if not layer.built] == []
+
+
+def test_compile_refuses_a_loss_and_fit_refuses_sample_weights():
+    """Both used to be ignored silently."""
+    model = ADML(**TINY)
+    with pytest.raises(ValueError, match=r"compile\(loss='mse'\).*computes its own loss"):
+        model.compile(optimizer="adam", loss="mse")
+    model.compile(optimizer="adam", loss=None)  # None is what Keras passes itself: fine
+    with pytest.raises(ValueError, match="does not use sample_weight"):
+        model.compute_loss(x=_batch(), sample_weight=np.ones(8, "float32"))
+
+
+def test_keras_evaluate_returns_a_dict_like_the_csv_evaluation(trained):
+    model, _ = trained
+    result = model.evaluate(_batch(1), batch_size=8, verbose=0)
+    assert isinstance(result, dict) and set(LOSS_TERMS) <= set(result) and "loss" in result
+    assert isinstance(model.evaluate(_batch(1), batch_size=8, verbose=0, return_dict=False), list)

@@ -11,8 +11,8 @@ modality and ``Q`` positives in the other. Batches have a fixed shape
 
 Example:
 
->>> from kerasadml.data.av_features import load_av_hdf5
->>> from kerasadml.data.av_dataset import make_av_dataset, av_steps_per_epoch
+>>> from kerasadml.data.av.features import load_av_hdf5
+>>> from kerasadml.data.av.dataset import make_av_dataset, av_steps_per_epoch
 >>> data = load_av_hdf5("av_digits.h5")                                  # doctest: +SKIP
 >>> ds = make_av_dataset(data.train, batch_size=64)                      # doctest: +SKIP
 >>> batch = next(iter(ds))      # {"audio": (64, 128), "visual": (64, 1024), "label": (64,)}
@@ -25,7 +25,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from kerasadml.data.av_features import AVSplit
+from kerasadml.data.av.features import AVSplit
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def make_av_dataset(
     ``ds.map(lambda b: ({"audio": b["audio"], "visual": b["visual"]}, b["label"]))``.
 
     Args:
-        split: the :class:`~kerasadml.data.av_features.AVSplit` to draw from
+        split: the :class:`~kerasadml.data.av.features.AVSplit` to draw from
             (normally the scaled training split).
         batch_size: rows per batch; must be at most ``len(split)``.
         shuffle: shuffle the order (``False``: a fixed, sorted order, for debugging).

@@ -9,19 +9,9 @@ from pathlib import Path
 
 import keras
 
+from kerasadml.retrieval.evaluation import RETRIEVAL_KEYS
+from kerasadml.training import discard_backup, fit_with_backup
 from kerasadml.zoo.presets import preset_recipe
-from kerasadml.zoo.training import discard_backup, fit_with_backup
-
-RETRIEVAL_KEYS = ("MAP_A2V", "MAP_V2A", "MAP", "R@1", "R@5", "R@10")
-
-
-def format_retrieval_table(result: dict, title: str = "") -> str:
-    """A plain-text table of a retrieval report (percentages)."""
-    lines = [title] if title else []
-    lines.append("".join(f"{k:>10}" for k in RETRIEVAL_KEYS))
-    lines.append("".join(f"{100 * result[k]:>10.2f}" for k in RETRIEVAL_KEYS if k in result))
-    return "\n".join(lines)
-
 
 def train_aadml_from_h5(
     preset: str,
@@ -48,8 +38,8 @@ def train_aadml_from_h5(
             ``batch_size`` is below 4, or ``seed`` is not in [0, 2**32 - 1] (the message
             names the argument).
     """
-    from kerasadml.data.av_dataset import make_av_dataset
-    from kerasadml.data.av_features import load_av_hdf5
+    from kerasadml.data.av.dataset import make_av_dataset
+    from kerasadml.data.av.features import load_av_hdf5
     from kerasadml.validation import check_int, check_seed
     from kerasadml.zoo.aadml import AADML
 

@@ -5,10 +5,10 @@ import math
 
 import pytest
 
-from kerasadml.data.synthphrase import build_synthphrase
+from kerasadml.data.speech.synthphrase import build_synthphrase
 from kerasadml.zoo.adml import ADML, PAPER_CONFIG
-from kerasadml.zoo.kws_evaluation import evaluate_alignment
-from kerasadml.zoo.kws_training import TRAINING_RECIPES, train_adml_from_csv
+from kerasadml.kws.evaluation import evaluate_alignment
+from kerasadml.kws.training import TRAINING_RECIPES, train_adml_from_csv
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_paper_recipe_trains_the_papers_configuration(tiny_data, tmp_path):
     assert (tmp_path / "model" / "model.weights.h5").is_file()
     assert not (tmp_path / "backup").exists()  # deleted only after the preset was saved
     # the demo scores a trained preset on a test split only when the word split is the same
-    from kerasadml.zoo.demo import shipped_preset_comparable
+    from kerasadml.kws.demo import shipped_preset_comparable
 
     assert report["synthphrase"]["seed"] == 0
     comparable, why = shipped_preset_comparable(str(tmp_path / "model"), tiny_data)
@@ -63,7 +63,7 @@ def test_paper_recipe_trains_the_papers_configuration(tiny_data, tmp_path):
 
 
 def test_build_provenance_names_the_word_split(tiny_data, tmp_path):
-    from kerasadml.data.synthphrase import FORMAT_VERSION, build_provenance
+    from kerasadml.data.speech.synthphrase import FORMAT_VERSION, build_provenance
 
     expected = {"format_version": FORMAT_VERSION, "seed": 0, "train_keywords": 16, "test_keywords": 8}
     assert build_provenance(tiny_data) == expected

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kerasadml.data.libriphrase import (
+from kerasadml.data.speech.libriphrase import (
     LIBRIPHRASE_COLUMNS,
     evaluation_pairs,
     hard_negative_map,
@@ -20,7 +20,7 @@ from kerasadml.data.libriphrase import (
     write_libriphrase_csv,
 )
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "libriphrase"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "libriphrase"
 ONE_WORD = FIXTURE / "libriphrase_diffspk_all_1word.csv"
 TWO_WORD = FIXTURE / "libriphrase_diffspk_all_2word.csv"
 
@@ -195,7 +195,7 @@ def test_write_then_read_roundtrip(rows, tmp_path):
 
 
 def test_audio_root_refuses_rows_outside_it_naming_the_row(tmp_path):
-    from kerasadml.data.libriphrase import OutsideAudioRootError
+    from kerasadml.data.speech.libriphrase import OutsideAudioRootError
 
     root = tmp_path / "root"
     root.mkdir()

@@ -12,18 +12,16 @@ import keras
 import numpy as np
 import pytest
 
-from kerasadml.data.kws_dataset import (
+from kerasadml.data.speech.dataset import (
     KWSDatasetInfo,
     _BalancedSampler,
-    make_audio_dataset,
     make_kws_training_dataset,
-    make_text_batches,
 )
-from kerasadml.data.libriphrase import hard_negative_map, read_libriphrase_csv, training_items
-from kerasadml.data.phonemizer import PhonemeVocabulary, Phonemizer
-from kerasadml.data.synthphrase import build_synthphrase
+from kerasadml.data.speech.libriphrase import hard_negative_map, read_libriphrase_csv, training_items
+from kerasadml.data.speech.phonemizer import PhonemeVocabulary, Phonemizer
+from kerasadml.data.speech.synthphrase import build_synthphrase
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "libriphrase"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "libriphrase"
 AUDIO_BUCKETS = (16000, 24000, 32000)
 PHONEME_BUCKETS = (8, 16, 32)
 
@@ -138,7 +136,7 @@ def test_steps_per_epoch_and_seed(synth_items, encode):
 
 @pytest.mark.parametrize("cache_audio", [True, False])
 def test_bad_clips_are_skipped_and_counted(fixture_items, encode, cache_audio, caplog):
-    with caplog.at_level(logging.WARNING, logger="kerasadml.data.kws_dataset"):
+    with caplog.at_level(logging.WARNING, logger="kerasadml.data.speech.dataset"):
         dataset, info = make_kws_training_dataset(
             fixture_items.paths, fixture_items.texts, fixture_items.labels, encode_text=encode,
             keywords_per_batch=2, clips_per_keyword=3, cache_audio=cache_audio,
@@ -212,52 +210,6 @@ def test_fit_on_training_batches(synth_items, encode):
     inputs = dataset.map(lambda b: ({"audio": b["audio"], "audio_length": b["audio_length"]}, b["label"]))
     history = model.fit(inputs, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)
     assert np.isfinite(history.history["loss"][0])
-
-
-def test_audio_dataset_in_order_with_skips(fixture_items):
-    dataset, loaded = make_audio_dataset(fixture_items.paths, batch_size=3)
-    names = [Path(fixture_items.paths[i]).name for i in loaded]
-    assert len(loaded) == 8 and loaded == sorted(loaded)
-    assert "106_0001_1word_0.wav" not in names and "107_0001_1word_0.wav" not in names
-    batches = _batches(dataset, 10)
-    assert [b["audio"].shape[0] for b in batches] == [3, 3, 2]
-    from kerasadml.data.audio_io import load_audio
-
-    rows = [row[:n] for b in batches for row, n in zip(b["audio"], b["audio_length"])]
-    for i, row in zip(loaded, rows):
-        np.testing.assert_array_equal(row, load_audio(fixture_items.paths[i]))
-    assert all(b["audio"].shape[1] == 16000 for b in batches)
-
-
-def test_audio_dataset_from_waves_never_crops():
-    waves = [np.ones(500, np.float32), np.ones(40000, np.float32), np.ones(20000, np.float32)]
-    dataset, loaded = make_audio_dataset(waves, batch_size=2, audio_buckets=AUDIO_BUCKETS)
-    assert loaded == [0, 1, 2]
-    first, second = _batches(dataset, 5)
-    assert first["audio"].shape == (2, 64000)  # beyond the largest bucket: next multiple of it
-    assert first["audio_length"].tolist() == [500, 40000]
-    assert second["audio"].shape == (1, 24000)
-
-
-def test_text_batches(encode):
-    texts = ["friend", "the river", "every morning", "friend", "trend"]
-    batches = _batches(make_text_batches(texts, encode, batch_size=2), 5)
-    assert [b["phonemes"].shape[0] for b in batches] == [2, 2, 1]
-    rows = [r for b in batches for r in b["phonemes"]]
-    for text, row in zip(texts, rows):
-        expected = encode(text)
-        assert row[: len(expected)].tolist() == list(expected) and not row[len(expected):].any()
-        assert row.shape[0] in PHONEME_BUCKETS
-    counts = collections.Counter()
-
-    def counting(text):
-        counts[text] += 1
-        return encode(text)
-
-    list(make_text_batches(texts, counting).as_numpy_iterator())
-    assert counts["friend"] == 1  # once per distinct text
-    with pytest.raises(ValueError, match="zzzz"):
-        make_text_batches(["zzzz"], lambda t: [])
 
 
 # ------------------------------------------------------- keyword families, length grouping

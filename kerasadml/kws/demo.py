@@ -19,7 +19,7 @@ def shipped_preset_comparable(preset: str, data_dir: str | os.PathLike) -> tuple
 
     Fair means it never heard the test split's keywords: the preset's training report names
     a SynthPhrase build of the same format version and seed (one word split,
-    :func:`kerasadml.data.synthphrase.word_splits`), so its training words and this test
+    :func:`kerasadml.data.speech.synthphrase.word_splits`), so its training words and this test
     split's words are disjoint, and its voices too (the voice split depends on the seed
     only).
 
@@ -30,7 +30,7 @@ def shipped_preset_comparable(preset: str, data_dir: str | os.PathLike) -> tuple
     Returns:
         ``(comparable, reason)``.
     """
-    from kerasadml.data.synthphrase import build_provenance
+    from kerasadml.data.speech.synthphrase import build_provenance
     from kerasadml.zoo.presets import preset_is_trained, read_metadata, resolve_preset
 
     if not preset_is_trained(preset):
@@ -87,11 +87,10 @@ def run_demo(
 
     from kerasadml.atomic import atomic_write_json
     from kerasadml.data.audio_io import load_audio
-    from kerasadml.data.synthphrase import build_synthphrase
+    from kerasadml.data.speech.synthphrase import build_synthphrase
     from kerasadml.plots import plot_affinity, plot_roc_det
-    from kerasadml.zoo.kws_evaluation import evaluate_alignment, evaluate_libriphrase, format_table, subset_scores
-    from kerasadml.zoo.kws_training import train_adml_from_csv
-    from kerasadml.zoo.training import resolve_kws_csvs
+    from kerasadml.kws.evaluation import evaluate_alignment, evaluate_libriphrase, format_table, subset_scores
+    from kerasadml.kws.training import resolve_kws_csvs, train_adml_from_csv
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -148,7 +147,7 @@ def run_demo(
     _say("[4/4] Writing plots ...")
     curves = {name: subset_scores(result, name) for name in ("LP_E", "LP_H") if name in result}
     roc_path = plot_roc_det(curves, out / "roc_det.png", title="adml_tiny on SynthPhrase test")
-    from kerasadml.data.libriphrase import read_libriphrase_csv
+    from kerasadml.data.speech.libriphrase import read_libriphrase_csv
 
     rows, seen = [], set()
     for row in read_libriphrase_csv(test_csvs):  # three different positive anchors

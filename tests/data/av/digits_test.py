@@ -2,8 +2,8 @@ import h5py
 import numpy as np
 import pytest
 
-from kerasadml.data import av_digits
-from kerasadml.data.av_digits import (
+from kerasadml.data.av import digits as av_digits
+from kerasadml.data.av.digits import (
     DIGIT_NAMES,
     audio_logmel_stats,
     build_av_digits,
@@ -12,7 +12,7 @@ from kerasadml.data.av_digits import (
     make_av_digits,
     mel_filterbank,
 )
-from kerasadml.data.av_features import load_av_hdf5
+from kerasadml.data.av.features import load_av_hdf5
 
 # ------------------------------------------------------------------ visual features
 

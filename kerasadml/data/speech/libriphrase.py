@@ -549,7 +549,7 @@ def hard_negative_map(rows: Iterable[LibriPhraseRow]) -> dict[str, list[str]]:
     """``{text: [its hard-negative texts]}`` from the ``hardneg`` rows (both directions).
 
     LibriPhrase-format training CSVs list, for each anchor, texts that differ from it by a
-    phoneme or two; :func:`kerasadml.data.kws_dataset.make_kws_training_dataset` uses this
+    phoneme or two; :func:`kerasadml.data.speech.dataset.make_kws_training_dataset` uses this
     map to build batches of keyword families. Linear in the number of rows.
     """
     near: dict[str, set[str]] = {}

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import soundfile
 
-from kerasadml.data.libriphrase import (
+from kerasadml.data.speech.libriphrase import (
     LIBRIPHRASE_COLUMNS,
     read_libriphrase_csv,
     training_items,
 )
-from kerasadml.data.synthphrase import (
+from kerasadml.data.speech.synthphrase import (
     CONFIG_JSON,
     FORMAT_VERSION,
     SYNTHPHRASE_SIZES,

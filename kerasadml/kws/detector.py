@@ -12,38 +12,9 @@ from typing import Sequence
 import numpy as np
 
 from kerasadml.atomic import atomic_write_json
+from kerasadml.validation import as_text_list
 
 DETECTOR_FILE = "detector.json"
-
-
-def as_text_list(texts, name: str = "keywords") -> list[str]:
-    """Keyword texts as a list of ``str``.
-
-    A single ``str`` is **one** keyword (``"stop"`` -> ``["stop"]``, never four letters);
-    any other iterable is taken item by item.
-
-    Raises:
-        TypeError: ``texts`` is ``None`` or not iterable, or an item is not a ``str``
-            (the message names it, e.g. ``keywords[1]``).
-    """
-    if isinstance(texts, str):
-        return [texts]
-    if texts is None:
-        raise TypeError(f"{name} is None; expected a keyword text or a list of them")
-    if isinstance(texts, (bytes, bytearray)):
-        raise TypeError(f"{name} is {type(texts).__name__}; pass text as str")
-    try:
-        items = list(texts)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be a str or a list of str, not {type(texts).__name__}"
-        ) from None
-    for i, item in enumerate(items):
-        if not isinstance(item, str):
-            raise TypeError(
-                f"{name}[{i}] must be a str, got {type(item).__name__}: {item!r}"
-            )
-    return items
 
 
 def check_threshold(threshold, name: str = "threshold") -> float:

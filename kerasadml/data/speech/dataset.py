@@ -1,22 +1,20 @@
-"""``tf.data`` pipelines for keyword spotting: class-balanced training batches, and
-in-order batches of clips or texts for evaluation.
+"""``tf.data`` pipeline for keyword spotting: class-balanced training batches (inference
+batching is :mod:`kerasadml.data.batching`).
 
 The datasets yield dicts of NumPy-convertible tensors, so the same object feeds
 ``model.fit`` / ``model.predict`` on the TensorFlow and the JAX backends.
 
 Shapes are bucketed to limit retracing/recompilation: a batch's audio is zero-padded to
 the smallest of ``audio_buckets`` that holds its longest clip, its phoneme ids to the
-smallest of ``phoneme_buckets`` (0 is padding).
+smallest of ``phoneme_buckets`` (0 is padding; :mod:`kerasadml.data.batching`).
 
 * :func:`make_kws_training_dataset` -- ``{"audio", "audio_length", "phonemes", "label"}``
   with ``K`` distinct keywords x ``M`` clips each per batch.
-* :func:`make_audio_dataset` -- ``{"audio", "audio_length"}`` for many clips, in order.
-* :func:`make_text_batches` -- ``{"phonemes"}`` for many texts, in order.
 
 Example:
 
->>> from kerasadml.data.libriphrase import read_libriphrase_csv, training_items  # doctest: +SKIP
->>> from kerasadml.data.phonemizer import PhonemeVocabulary, Phonemizer         # doctest: +SKIP
+>>> from kerasadml.data.speech.libriphrase import read_libriphrase_csv, training_items  # doctest: +SKIP
+>>> from kerasadml.data.speech.phonemizer import PhonemeVocabulary, Phonemizer         # doctest: +SKIP
 >>> items = training_items(read_libriphrase_csv("out/synthphrase_train.csv"))   # doctest: +SKIP
 >>> g2p, vocab = Phonemizer(), PhonemeVocabulary()                               # doctest: +SKIP
 >>> ds, info = make_kws_training_dataset(                                        # doctest: +SKIP
@@ -38,6 +36,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
+
+from kerasadml.data.batching import check_buckets, pad_audio, pad_ids
 
 logger = logging.getLogger(__name__)
 
@@ -80,24 +80,6 @@ class KWSDatasetInfo:
 
 
 # ------------------------------------------------------------------------------ helpers
-def _check_buckets(buckets, name: str) -> tuple[int, ...]:
-    values = tuple(sorted({int(b) for b in buckets}))
-    if not values or values[0] <= 0:
-        raise ValueError(f"{name} must be positive integers, got {buckets!r}")
-    return values
-
-
-def _bucket(length: int, buckets: Sequence[int], *, beyond: str) -> int:
-    """Smallest bucket >= ``length``; beyond the largest: ``"crop"`` gives the largest,
-    ``"extend"`` rounds ``length`` up to a multiple of the largest."""
-    for value in buckets:
-        if length <= value:
-            return value
-    if beyond == "crop":
-        return buckets[-1]
-    return int(math.ceil(length / buckets[-1]) * buckets[-1])
-
-
 def _encode_texts(texts: Sequence[str], encode_text: Callable) -> tuple[dict, dict]:
     """``encode_text`` once per distinct text: ({text: int32 ids}, {text: error message})."""
     encoded: dict[str, np.ndarray] = {}
@@ -315,28 +297,6 @@ class _BalancedSampler:
         return np.asarray(rows, np.int64), np.asarray(keywords, np.int64)
 
 
-def _pad_phonemes(seqs: list[np.ndarray], buckets: Sequence[int], beyond: str) -> np.ndarray:
-    longest = max(s.shape[0] for s in seqs)
-    width = _bucket(longest, buckets, beyond=beyond)
-    out = np.zeros((len(seqs), width), np.int32)
-    for r, s in enumerate(seqs):
-        n = min(s.shape[0], width)
-        out[r, :n] = s[:n]
-    return out
-
-
-def _pad_audio(waves: list[np.ndarray], buckets: Sequence[int], beyond: str) -> tuple[np.ndarray, np.ndarray]:
-    longest = max(w.shape[0] for w in waves)
-    width = _bucket(longest, buckets, beyond=beyond)
-    out = np.zeros((len(waves), width), np.float32)
-    lengths = np.zeros((len(waves),), np.int32)
-    for r, w in enumerate(waves):
-        n = min(w.shape[0], width)
-        out[r, :n] = w[:n]
-        lengths[r] = n
-    return out, lengths
-
-
 # ----------------------------------------------------------------------------- training
 def make_kws_training_dataset(
     paths: Sequence,
@@ -400,7 +360,7 @@ def make_kws_training_dataset(
         num_parallel_calls: parallelism of the on-the-fly decoding map.
         hard_negatives: optional ``{text: [confusable texts]}`` (e.g. the hard-negative
             pairs of a LibriPhrase-format CSV, see
-            :func:`kerasadml.data.libriphrase.hard_negative_map`); texts that are not
+            :func:`kerasadml.data.speech.libriphrase.hard_negative_map`); texts that are not
             training keywords are ignored.
         family_size: with ``hard_negatives``, batches are built from keyword families of
             up to this many keywords (a keyword and its hard negatives), so that every
@@ -431,8 +391,8 @@ def make_kws_training_dataset(
     k, m = int(keywords_per_batch), int(clips_per_keyword)
     if k < 1 or m < 1:
         raise ValueError("keywords_per_batch and clips_per_keyword must be >= 1")
-    audio_buckets = _check_buckets(audio_buckets, "audio_buckets")
-    phoneme_buckets = _check_buckets(phoneme_buckets, "phoneme_buckets")
+    audio_buckets = check_buckets(audio_buckets, "audio_buckets")
+    phoneme_buckets = check_buckets(phoneme_buckets, "phoneme_buckets")
     text_of_label: dict[int, str] = {}
     for text, label in zip(texts, labels.tolist()):
         if text_of_label.setdefault(label, text) != text:
@@ -557,11 +517,11 @@ def make_kws_training_dataset(
             sampler = new_sampler()
             while True:
                 rows, keyword = sampler.next_batch()
-                audio, lengths = _pad_audio([cache.get(r) for r in rows], audio_buckets, "crop")
+                audio, lengths = pad_audio([cache.get(r) for r in rows], audio_buckets, "crop")
                 yield {
                     "audio": audio,
                     "audio_length": lengths,
-                    "phonemes": _pad_phonemes([group_phonemes[g] for g in keyword], phoneme_buckets, "crop"),
+                    "phonemes": pad_ids([group_phonemes[g] for g in keyword], phoneme_buckets, "crop"),
                     "label": group_label_values[keyword].astype(np.int32),
                 }
 
@@ -606,8 +566,8 @@ def make_kws_training_dataset(
 
         def load_batch(rows, keyword):
             waves = [load_row(int(j), int(g)) for j, g in zip(rows, keyword)]
-            audio, lengths = _pad_audio(waves, audio_buckets, "crop")
-            phonemes = _pad_phonemes([group_phonemes[int(g)] for g in keyword], phoneme_buckets, "crop")
+            audio, lengths = pad_audio(waves, audio_buckets, "crop")
+            phonemes = pad_ids([group_phonemes[int(g)] for g in keyword], phoneme_buckets, "crop")
             return audio, lengths, phonemes, group_label_values[keyword].astype(np.int32)
 
         def generate_indices():
@@ -633,83 +593,3 @@ def make_kws_training_dataset(
     if steps_per_epoch:
         dataset = dataset.take(int(steps_per_epoch))
     return dataset.prefetch(tf.data.AUTOTUNE), info
-
-
-# --------------------------------------------------------------------------- evaluation
-def make_audio_dataset(
-    paths_or_waves: Sequence,
-    batch_size: int = 32,
-    audio_buckets: Sequence[int] = DEFAULT_AUDIO_BUCKETS,
-) -> tuple[tf.data.Dataset, list[int]]:
-    """Batches of many clips, in order, for embedding them (evaluation).
-
-    Files are decoded once, in parallel, into memory (1 h of 16 kHz audio takes 230 MB;
-    split a larger set into chunks). Clips that cannot be decoded are skipped (counted and
-    logged once); the returned indices say which inputs the rows are. Clips are never
-    cropped: a batch is zero-padded to the smallest bucket that holds its longest clip, or
-    beyond the largest bucket to the next multiple of it.
-
-    Args:
-        paths_or_waves: audio file paths, or 1-D float waveforms at 16 kHz.
-        batch_size: clips per batch (the last batch may be smaller).
-        audio_buckets: padded widths.
-
-    Returns:
-        ``(dataset, loaded)``: batches of ``{"audio": float32 (b, S), "audio_length":
-        int32 (b,)}``, and the positions in ``paths_or_waves`` of the rows, in order.
-    """
-    audio_buckets = _check_buckets(audio_buckets, "audio_buckets")
-    items = list(paths_or_waves)
-    if items and all(isinstance(x, (str, os.PathLike)) for x in items):
-        waves, loaded, errors, _ = _decode_all([os.fspath(p) for p in items], None, None, _default_workers())
-        _log_skipped("make_audio_dataset", len(errors), len(items), errors)
-    else:
-        waves, loaded = [], []
-        for i, wave in enumerate(items):
-            wave = np.asarray(wave, np.float32)
-            if wave.ndim != 1 or wave.size == 0 or not np.isfinite(wave).all():
-                raise ValueError(f"make_audio_dataset: item {i} is not a non-empty finite 1-D waveform")
-            waves.append(wave)
-            loaded.append(i)
-    batch_size = max(1, int(batch_size))
-
-    def generate():
-        for start in range(0, len(waves), batch_size):
-            audio, lengths = _pad_audio(waves[start : start + batch_size], audio_buckets, "extend")
-            yield {"audio": audio, "audio_length": lengths}
-
-    signature = {"audio": tf.TensorSpec((None, None), tf.float32), "audio_length": tf.TensorSpec((None,), tf.int32)}
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    return dataset.prefetch(tf.data.AUTOTUNE), loaded
-
-
-def make_text_batches(
-    texts: Sequence[str],
-    encode_text: Callable[[str], list],
-    batch_size: int = 256,
-    phoneme_buckets: Sequence[int] = DEFAULT_PHONEME_BUCKETS,
-) -> tf.data.Dataset:
-    """Batches of ``{"phonemes": int32 (b, T)}`` for many texts, in order.
-
-    Each distinct text is encoded once. Sequences are 0-padded to the smallest of
-    ``phoneme_buckets`` that holds the batch's longest, or beyond the largest to the next
-    multiple of it (never cropped).
-
-    Raises:
-        ValueError: a text ``encode_text`` rejects (the message names it): evaluation
-            texts are enrolled keywords, and a silently missing one would misalign scores.
-    """
-    phoneme_buckets = _check_buckets(phoneme_buckets, "phoneme_buckets")
-    texts = [str(t) for t in texts]
-    encoded, errors = _encode_texts(texts, encode_text)
-    if errors:
-        raise ValueError(f"make_text_batches: cannot encode {len(errors)} text(s): " + "; ".join(list(errors.values())[:3]))
-    batch_size = max(1, int(batch_size))
-
-    def generate():
-        for start in range(0, len(texts), batch_size):
-            chunk = texts[start : start + batch_size]
-            yield {"phonemes": _pad_phonemes([encoded[t] for t in chunk], phoneme_buckets, "extend")}
-
-    signature = {"phonemes": tf.TensorSpec((None, None), tf.int32)}
-    return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,61 @@
+"""The one padding/bucketing rule (kerasadml.data.batching), against plain numpy."""
+
+import numpy as np
+import pytest
+
+from kerasadml.data.batching import (
+    bucket_width,
+    check_buckets,
+    pad_audio,
+    pad_audio_batches,
+    pad_id_batches,
+    pad_ids,
+)
+
+
+def test_bucket_width_crop_and_extend():
+    buckets = (16000, 24000, 32000)
+    assert bucket_width(1, buckets) == 16000
+    assert bucket_width(16000, buckets) == 16000
+    assert bucket_width(16001, buckets) == 24000
+    assert bucket_width(40000, buckets, "crop") == 32000
+    assert bucket_width(40000, buckets, "extend") == 64000  # next multiple of the largest
+    with pytest.raises(ValueError, match="beyond"):
+        bucket_width(1, buckets, "pad")
+    assert check_buckets([24000, 16000, 16000]) == (16000, 24000)
+    with pytest.raises(ValueError, match="audio_buckets must be positive"):
+        check_buckets([0, 8], "audio_buckets")
+
+
+def test_pad_audio_keeps_samples_and_lengths():
+    rng = np.random.default_rng(0)
+    waves = [rng.normal(size=n).astype("float32") for n in (500, 40000, 20000)]
+    audio, lengths = pad_audio(waves, (16000, 24000, 32000), "extend")
+    assert audio.shape == (3, 64000) and audio.dtype == np.float32
+    assert lengths.tolist() == [500, 40000, 20000]
+    for row, wave in zip(audio, waves):
+        np.testing.assert_array_equal(row[: wave.size], wave)
+        assert not row[wave.size:].any()
+    cropped, lengths = pad_audio(waves, (16000, 24000, 32000), "crop")
+    assert cropped.shape == (3, 32000) and lengths.tolist() == [500, 32000, 20000]
+    np.testing.assert_array_equal(cropped[1], waves[1][:32000])
+
+
+def test_pad_ids_zero_pads():
+    out = pad_ids([[3, 4, 5], [7]], (8, 16))
+    assert out.dtype == np.int32 and out.shape == (2, 8)
+    assert out[0, :3].tolist() == [3, 4, 5] and out[1].tolist() == [7] + [0] * 7
+
+
+def test_inference_batches_have_a_fixed_size_and_never_crop():
+    waves = [np.ones(n, np.float32) for n in (500, 40000, 20000)]
+    batches = list(pad_audio_batches(waves, batch_size=2))
+    (first, valid1), (second, valid2) = batches
+    assert (valid1, valid2) == (2, 1)
+    assert first["audio"].shape == (2, 48000) and first["audio_length"].tolist() == [500, 40000]
+    assert second["audio"].shape == (2, 32000)  # filled up to batch_size with a copy
+    assert second["audio_length"].tolist() == [20000, 20000]
+    single = list(pad_audio_batches(waves[:1], batch_size=4))
+    assert single[0][0]["audio"].shape == (1, 16000) and single[0][1] == 1  # smaller than a batch
+    ids = list(pad_id_batches([[1] * 9, [2]], batch_size=8))
+    assert ids[0][0].shape == (2, 16) and ids[0][1] == 2
