@@ -274,6 +274,43 @@ def _make_timer():
     return EpochTimer()
 
 
+def _rss_mb() -> float:
+    """This process's resident memory now, in MB (Linux /proc; elsewhere the peak so far)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+class PeakRSS:
+    """Samples the resident memory of this process every ``interval`` s while the
+    ``with`` block runs: ``start`` (MB before) and ``peak`` (MB, highest sample)."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+        self.start = self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, _rss_mb())
+
+    def __enter__(self) -> "PeakRSS":
+        self.start = self.peak = _rss_mb()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mb())
+
+
 def run_train_job(job: dict) -> dict:
     import contextlib
     import gc
@@ -289,7 +326,7 @@ def run_train_job(job: dict) -> dict:
     keras.mixed_precision.set_global_policy(job["precision"])
     try:
         context = data_parallel() if job["devices"] > 1 else contextlib.nullcontext()
-        with context as parallel:
+        with context as parallel, PeakRSS() as memory:
             replicas = parallel.num_replicas if parallel is not None else 1
             if replicas != job["devices"]:
                 raise RuntimeError(f"asked for {job['devices']} devices, data_parallel() found {replicas}")
@@ -329,6 +366,8 @@ def run_train_job(job: dict) -> dict:
             "build_s": build_s,
             "warm_fit_s": warm_fit_s,
             "timed_fit_s": timed_fit_s,
+            "peak_mb": memory.peak,
+            "start_mb": memory.start,
         }
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -742,7 +781,8 @@ def build_table(records: list[dict], expected: list[dict], mixed: str) -> tuple[
             flops[(r["what"], r["model"])] = r
     failed = False
     header = ["measurement", "backend", "precision", "devices", "batch", "clips/s", "ms (step, or median / p90)",
-              "compile / setup s", "GFLOP per clip", "achieved GFLOP/s", "JAX/TF", "mixed/f32", "2 dev/1 dev", "note"]
+              "compile / setup s", "GFLOP per clip", "achieved GFLOP/s", "JAX/TF", "mixed/f32", "2 dev/1 dev",
+              "peak RSS MB (+ in row)", "note"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 
     def rate(model, backend, precision, batch, devices):
@@ -758,7 +798,7 @@ def build_table(records: list[dict], expected: list[dict], mixed: str) -> tuple[
             if errors or not results:
                 failed = True
                 text = errors[0]["error"] if errors else "no result (worker failed)"
-                lines.append(f"| FLOP count {job['model']} | jax | float32 | 1 | - | - | - | - | - | - | - | - | - | "
+                lines.append(f"| FLOP count {job['model']} | jax | float32 | 1 | - | - | - | - | - | - | - | - | - | - | "
                              f"FAILED: {text} |")
             continue
         if job["kind"] == "latency":
@@ -767,7 +807,7 @@ def build_table(records: list[dict], expected: list[dict], mixed: str) -> tuple[
             if not rows:
                 failed = True
                 text = results[0]["error"] if results else job.get("worker_error", "no result")
-                lines.append(f"| ADML detector latency | {job['backend']} | float32 | 1 | 1 | - | - | - | - | - | - | - | "
+                lines.append(f"| ADML detector latency | {job['backend']} | float32 | 1 | 1 | - | - | - | - | - | - | - | - | "
                              f"- | FAILED: {text} |")
                 continue
             other = "tensorflow" if job["backend"] == "jax" else "jax"
@@ -784,22 +824,22 @@ def build_table(records: list[dict], expected: list[dict], mixed: str) -> tuple[
                     achieved = gflop / (row["ms"][0] / 1000) if gflop else None
                     cells = [row["row"], job["backend"], "float32", "1", "1", "-", ms, "-",
                              format_number(gflop) if gflop else "-", format_number(achieved) if achieved else "-",
-                             ratio, "-", "-", row["note"]]
+                             ratio, "-", "-", "-", row["note"]]
                 else:
                     cells = [row["row"], job["backend"], "float32", "1", "-", "-", "-",
-                             f"{row['setup_s']:.2f}", "-", "-", "-", "-", "-", row["note"]]
+                             f"{row['setup_s']:.2f}", "-", "-", "-", "-", "-", "-", row["note"]]
                 lines.append("| " + " | ".join(cells) + " |")
             continue
         name = f"{job['model']} {job['preset']} train"
         base = [name, job["backend"], job["precision"], str(job["devices"]), str(job["batch"])]
         if job.get("na"):
-            lines.append("| " + " | ".join(base + ["-"] * 8 + [job["na"]]) + " |")
+            lines.append("| " + " | ".join(base + ["-"] * 9 + [job["na"]]) + " |")
             continue
         results = by_key.get(job["key"], [])
         if not results or "error" in results[0]:
             failed = True
             text = results[0]["error"] if results else job.get("worker_error", "no result")
-            lines.append("| " + " | ".join(base + ["-"] * 8 + [f"FAILED: {text}"]) + " |")
+            lines.append("| " + " | ".join(base + ["-"] * 9 + [f"FAILED: {text}"]) + " |")
             continue
         r = results[0]
         count = flops.get(("train", job["model"]))
@@ -814,9 +854,17 @@ def build_table(records: list[dict], expected: list[dict], mixed: str) -> tuple[
             dev = _ratio(r["clips_per_s"], rate(job["model"], job["backend"], job["precision"], job["batch"], 1))
         cells = base + [format_number(r["clips_per_s"]), f"{r['step_ms']:.1f}", f"{r['compile_s']:.1f}",
                         format_number(gflop) if gflop else "-", format_number(achieved) if achieved else "-",
-                        jax_tf, mixed_f32, dev, r["note"]]
+                        jax_tf, mixed_f32, dev, _memory_cell(r), r["note"]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines), failed
+
+
+def _memory_cell(record: dict) -> str:
+    """Peak resident memory of the worker while the row ran, and how much of it the row
+    added (the rest is the interpreter, the framework and earlier rows' caches)."""
+    if "peak_mb" not in record:
+        return "-"
+    return f"{record['peak_mb']:,.0f} (+{record['peak_mb'] - record['start_mb']:,.0f})"
 
 
 def describe_machine(environments: list[dict], gpus: list[str], load: tuple[float, float] | None) -> str:

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -42,6 +43,14 @@ def test_aadml_batches_hold_every_class_in_each_half():
         assert set(half.tolist()) == set(range(10))
 
 
+def test_peak_rss_sees_an_allocation():
+    with throughput.PeakRSS(interval=0.005) as memory:
+        block = np.ones(64 * 2**20 // 8)  # 64 MB, touched
+        time.sleep(0.05)
+        del block
+    assert memory.start > 0 and memory.peak - memory.start > 40, (memory.start, memory.peak)
+
+
 def test_parse_batch_sizes_and_keywords():
     assert throughput.parse_batch_sizes("16,32:64,256") == ([16, 32], [64, 256])
     assert throughput.parse_batch_sizes("8") == ([8], [8])
@@ -68,5 +77,6 @@ def test_quick_run_prints_throughput_and_latency(tmp_path):
     train = [r for r in rows if "train" in r[0] and r[1].strip() == backend]
     assert train and all(float(r[5].replace(",", "")) > 0 for r in train), train
     assert any(r[3].strip() == "2" for r in train)  # the 2-device row ran
+    assert all(re.match(r"\s*[\d,]+ \(\+-?[\d,]+\)", r[13]) for r in train), train  # peak RSS column
     detect = [r for r in rows if "KeywordDetector.scores" in r[0]]
     assert detect and re.match(r"\s*\d+\.\d+ / \d+\.\d+", detect[0][6]), detect
