@@ -52,7 +52,8 @@ every random choice comes from a NumPy generator seeded by ``(seed, stream, ...)
 clip has its own generator seeded by ``(seed, split, keyword index, candidate rank)``; and
 because eSpeak NG carries state from one synthesis to the next, clips are synthesised in
 fixed units (one voice's clips of one round, after the unit's babble utterances) that
-each start from a freshly initialised engine (see :class:`_PristineRunner`). Re-running on the same folder with the same
+each start from a freshly initialised engine (see
+:class:`kerasadml.data.espeak.PristinePool`). Re-running on the same folder with the same
 arguments reuses every clip already written and rewrites the CSVs and ``summary.json``;
 another seed or size in the same folder is refused.
 
@@ -898,18 +899,13 @@ def _make_clip(task: dict, babble: Sequence[np.ndarray] = ()) -> tuple[str, int,
     return "written", int(wave.size), "", hashlib.sha256(data).hexdigest()
 
 
-def _run_unit(tasks: list[dict]) -> list[tuple[str, int, str]]:
+def _run_unit(tasks: list[dict]) -> list[tuple[str, int, str, object]]:
+    """Make one unit's clips (one voice's clips of a round, in keyword order) after its
+    babble utterances; run by :class:`kerasadml.data.espeak.PristinePool`, from a freshly
+    initialised engine whose random generator is seeded with 0."""
     from kerasadml.data.espeak import ESpeak
 
     tts = ESpeak()
-    # eSpeak NG seeds its noise generator (breathy voices) from the clock at start-up.
-    set_seed = getattr(tts._lib, "espeak_ng_SetRandSeed", None)
-    if set_seed is not None:
-        import ctypes
-
-        set_seed.argtypes = [ctypes.c_long]
-        with tts._lock:
-            set_seed(0)
     # Babble first (a unit's first task carries its plan): it is synthesised on every run
     # of the unit, so the engine state its clips see never changes.
     babble = []
@@ -923,6 +919,31 @@ def _run_unit(tasks: list[dict]) -> list[tuple[str, int, str]]:
     return [_make_clip(task, babble) for task in tasks]
 
 
+def _unit_results(tasks: list[dict], outcome) -> list[tuple[str, int, str, object]]:
+    """One result per task of a unit: the unit's own, or, for a unit that raised or whose
+    process died (:class:`kerasadml.data.espeak.UnitFailure`), the same failure for each."""
+    from kerasadml.data.espeak import UnitFailure
+
+    if not isinstance(outcome, UnitFailure):
+        return outcome
+    if outcome.kind == "interrupted":
+        return [("interrupted", 0, outcome.message, None)] * len(tasks)
+    message = "synthesis process crashed" if outcome.kind == "crashed" else outcome.message
+    return [("failed", 0, message, None)] * len(tasks)
+
+
+def _warm_up() -> None:
+    """Run in each :class:`~kerasadml.data.espeak.PristinePool` worker before it forks
+    units: warm up what every unit uses (soxr filters, FFT plans, libsndfile, every
+    augmentation) so that the units inherit it warm; touches no eSpeak NG state."""
+    from kerasadml.data.audio_io import resample, write_wav_atomic
+
+    warm = _noise("pink", 4000, np.random.default_rng(0)).astype(np.float32) * 0.1
+    with tempfile.TemporaryDirectory() as folder:
+        write_wav_atomic(os.path.join(folder, "warm.wav"), resample(warm, 22050, SAMPLE_RATE), SAMPLE_RATE)
+    _warm_augmentation()
+
+
 def _warm_augmentation() -> None:
     """Run every augmentation once (FFT plans, soxr filters) so that forked children
     inherit them warm; touches no eSpeak NG state."""
@@ -931,151 +952,6 @@ def _warm_augmentation() -> None:
     everything = AugmentConfig(**{f.name: 1.0 for f in dataclasses.fields(AugmentConfig) if f.name.endswith("_prob")})
     warm = _noise("pink", 16000, np.random.default_rng(0)) * 0.1
     augment_clip(warm, np.random.default_rng(0), everything, babble=[warm])
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while True:
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
-def _zygote_main(conn) -> None:
-    """A process whose eSpeak NG engine never synthesises: every unit of work runs in a
-    child forked from it, so every unit starts from the same engine state."""
-    import pickle
-
-    from kerasadml.data.audio_io import resample, write_wav_atomic
-    from kerasadml.data.espeak import ESpeak
-
-    import signal
-
-    # Ctrl-C goes to the whole process group: the parent stops the build, the zygotes and
-    # their children ignore it (a unit in progress finishes its clips, complete, or is
-    # dropped; a clip is never cut short).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    ESpeak()  # initialised, never used to synthesise
-    # warm up what every child uses (soxr filters, FFT plans, libsndfile) so that the
-    # children inherit it; none of this touches the engine's state
-    warm = _noise("pink", 4000, np.random.default_rng(0)).astype(np.float32) * 0.1
-    with tempfile.TemporaryDirectory() as folder:
-        write_wav_atomic(os.path.join(folder, "warm.wav"), resample(warm, 22050, SAMPLE_RATE), SAMPLE_RATE)
-    _warm_augmentation()
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):  # the parent is gone
-            return
-        if message is None:
-            return
-        unit_id, tasks = message
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child
-            os.close(read_fd)
-            try:
-                payload = pickle.dumps(_run_unit(tasks))
-            except KeyboardInterrupt:
-                payload = pickle.dumps([("interrupted", 0, "KeyboardInterrupt", None)] * len(tasks))
-            except BaseException as error:  # noqa: BLE001
-                payload = pickle.dumps([("failed", 0, f"{type(error).__name__}: {error}", None)] * len(tasks))
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(write_fd, view):]
-            os._exit(0)
-        os.close(write_fd)
-        payload = _read_all(read_fd)
-        os.close(read_fd)
-        os.waitpid(pid, 0)
-        results = pickle.loads(payload) if payload else [("failed", 0, "synthesis process crashed", None)] * len(tasks)
-        try:
-            conn.send((unit_id, results))
-        except OSError:  # the parent is gone (interrupted): its clips are on disk, unrecorded
-            return
-
-
-class _PristineRunner:
-    """Runs units of clips (lists of tasks) so that each unit sees a freshly initialised
-    eSpeak NG engine.
-
-    eSpeak NG keeps state from one synthesis to the next (the phase of its pitch
-    "flutter" table, automatic gain, cycle counters, noise generators), so the same text
-    and voice give slightly different audio depending on what was synthesised before.
-    For byte-identical builds, each unit runs in a child forked from a "zygote" process
-    whose engine has been initialised but never used; ``workers`` zygotes run units in
-    parallel. Without ``os.fork`` (Windows) units run in this process and the audio is
-    not byte-for-byte reproducible.
-    """
-
-    def __init__(self, workers: int):
-        self.workers = max(1, int(workers))
-        self.forking = hasattr(os, "fork")
-        self._zygotes: list = []
-
-    def __enter__(self) -> _PristineRunner:
-        if not self.forking:
-            logger.warning("SynthPhrase: os.fork is unavailable; the audio will not be byte-for-byte reproducible")
-            return self
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")
-        saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-        os.environ.update({k: "1" for k in saved})  # single-threaded zygotes fork cleanly
-        try:
-            for _ in range(self.workers):
-                parent_conn, child_conn = context.Pipe()
-                process = context.Process(target=_zygote_main, args=(child_conn,), daemon=True)
-                process.start()
-                child_conn.close()
-                self._zygotes.append((process, parent_conn))
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for process, conn in self._zygotes:
-            try:
-                conn.send(None)
-                conn.close()
-            except OSError:
-                pass
-        for process, _ in self._zygotes:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.terminate()
-        self._zygotes = []
-
-    def run(self, units: list[list[dict]]):
-        """Yield ``(unit index, results)`` as units finish."""
-        if not self.forking:
-            for index, unit in enumerate(units):
-                yield index, _run_unit(unit)
-            return
-        from multiprocessing.connection import wait
-
-        pending = list(range(len(units)))[::-1]
-        idle = [conn for _, conn in self._zygotes]
-        busy: dict = {}
-        while pending or busy:
-            while pending and idle:
-                conn = idle.pop()
-                index = pending.pop()
-                conn.send((index, units[index]))
-                busy[conn] = index
-            for conn in wait(list(busy)):
-                try:
-                    index, results = conn.recv()
-                except EOFError:
-                    raise RuntimeError("SynthPhrase: a synthesis process died") from None
-                del busy[conn]
-                idle.append(conn)
-                yield index, results
 
 
 class _Manifest:
@@ -1272,7 +1148,7 @@ def build_synthphrase(
             process); ``None``: two per usable CPU (each waits on its files' ``fsync``
             about half the time), at most 8. Even with ``1``, clips are made in a helper process, in children
             forked from a never-used engine, because eSpeak NG carries state from one
-            synthesis to the next (see :class:`_PristineRunner`); the output does not
+            synthesis to the next (see :class:`kerasadml.data.espeak.PristinePool`); the output does not
             depend on ``workers``.
 
     Returns:
@@ -1330,6 +1206,8 @@ def build_synthphrase(
             stale.unlink(missing_ok=True)
 
     # ---- plan: words, keywords and voices for each split
+    from kerasadml.data.espeak import PristinePool
+
     plan, split_words = _plan_vocabulary(cfg, seed)
     voices, split_variants = _plan_voices(cfg, seed)
 
@@ -1351,7 +1229,7 @@ def build_synthphrase(
 
         bar = tqdm(total=0, unit="clip", desc=f"SynthPhrase {size_name}", dynamic_ncols=True)
     try:
-        with _PristineRunner(workers) as runner:
+        with PristinePool(workers, name="SynthPhrase", warm_up=_warm_up) as pool:
             while True:
                 tasks = []
                 for (split, k), entry in state.items():
@@ -1407,7 +1285,8 @@ def build_synthphrase(
                             bar.update(1)
                     if last_new >= 0:
                         units.append(unit[: last_new + 1])
-                for index, results in runner.run(units):
+                for index, outcome in pool.run(_run_unit, units):
+                    results = _unit_results(units[index], outcome)
                     recorded, write_error = [], None
                     for task, (status, samples, message, extra) in zip(units[index], results):
                         if status == "reused":
