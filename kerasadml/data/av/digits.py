@@ -26,18 +26,13 @@ Example:
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import functools
 import logging
 import math
 import os
-import pickle
-import subprocess
-import sys
 import time
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -301,40 +296,26 @@ def _speak(tts, text, voice, rng, snr_db, gain_db) -> np.ndarray:
     return np.clip(gain * (wave + noise), -1.0, 1.0).astype(np.float32)
 
 
-def _espeak_seeder(tts):
-    """A function that seeds eSpeak NG's own random generator.
+def _synthesize_jobs(payload: dict) -> tuple[list, list]:
+    """Synthesise and featurise ``payload["jobs"]`` (``(image_index, text, pool_name)``)
+    in order, in one unit of work of :class:`kerasadml.data.espeak.PristinePool` (one
+    engine, one sequence of utterances). Reports progress every 32 jobs.
 
-    eSpeak NG seeds it from the clock at start-up and some voices draw from it (noise
-    in the excitation), so without a seed the same text and voice differ from run to
-    run. ``espeak_ng_SetRandSeed`` is exported by the library but not wrapped by
-    :class:`~kerasadml.data.espeak.ESpeak`, hence the direct call here.
+    Returns:
+        ``(features, failures)``: ``features[i]`` is the 128-d vector of job ``i`` or
+        ``None`` when all its attempts failed; ``failures`` describes each failed attempt.
     """
-    function = getattr(tts._lib, "espeak_ng_SetRandSeed", None)
-    if function is None:  # pragma: no cover - every espeakng-loader build exports it
-        logger.warning("this eSpeak NG has no espeak_ng_SetRandSeed: AV-Digits audio is not reproducible")
-        return lambda value: None
-    function.argtypes = [ctypes.c_long]
-    function.restype = ctypes.c_int
-    return lambda value: function(value)
+    from kerasadml.data.espeak import ESpeak, ESpeakError, Voice, report_progress
 
-
-def _synthesis_messages(
-    jobs, pools, seed, snr_db, gain_db, max_attempts, chunk: int = 32
-) -> Iterator[tuple]:
-    """Synthesise and featurise ``jobs`` (``(image_index, text, pool_name)``) in order.
-
-    Yields ``("progress", n)`` every ``chunk`` jobs and finally
-    ``("done", features, failures)`` where ``features[i]`` is the 128-d vector of job
-    ``i`` or ``None`` when all its attempts failed.
-    """
-    from kerasadml.data.espeak import ESpeak, ESpeakError, Voice
-
+    jobs, seed, max_attempts = payload["jobs"], payload["seed"], payload["max_attempts"]
+    snr_db, gain_db = payload["snr_db"], payload["gain_db"]
+    chunk = 32
     tts = ESpeak()
-    seed_random = _espeak_seeder(tts)
-    voices = {name: [Voice(*v) for v in pool] for name, pool in pools.items()}
+    if not tts.seedable:  # pragma: no cover - every espeakng-loader build exports it
+        logger.warning("this eSpeak NG has no espeak_ng_SetRandSeed: AV-Digits audio is not reproducible")
+    voices = {name: [Voice(*v) for v in pool] for name, pool in payload["pools"].items()}
     features: list[np.ndarray | None] = []
     failures: list[str] = []
-    done = 0
     for index, text, pool_name in jobs:
         # One generator per image: its voice and noise do not depend on which other
         # images are built (max_images, train_per_class, skips).
@@ -343,7 +324,8 @@ def _synthesis_messages(
         feature = None
         for _ in range(max_attempts):
             voice = pool[int(rng.integers(len(pool)))]
-            seed_random(int(rng.integers(2**31 - 1)))
+            # eSpeak NG seeds its own generator from the clock (some voices draw noise from it)
+            tts.set_random_seed(int(rng.integers(2**31 - 1)))
             try:
                 wave = _speak(tts, text, voice, rng, snr_db, gain_db)
                 feature = audio_logmel_stats(wave, SAMPLE_RATE)
@@ -351,62 +333,23 @@ def _synthesis_messages(
             except (ESpeakError, ValueError) as error:
                 failures.append(f"image {int(index)}, voice {voice.key()}: {error}")
         features.append(feature)
-        done += 1
-        if done % chunk == 0:
-            yield ("progress", chunk)
-    if done % chunk:
-        yield ("progress", done % chunk)
-    yield ("done", features, failures)
-
-
-def _worker_main() -> None:  # pragma: no cover - runs in the child process
-    """Entry point of the fresh synthesis process: pickled job in, messages out."""
-    protocol = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # anything a library prints goes to stderr, not into the protocol
-    payload = pickle.load(sys.stdin.buffer)
-    for message in _synthesis_messages(**payload):
-        pickle.dump(message, protocol)
-        protocol.flush()
+        if len(features) % chunk == 0:
+            report_progress(chunk)
+    if len(features) % chunk:
+        report_progress(len(features) % chunk)
+    return features, failures
 
 
 def _run_synthesis(payload: dict, fresh_process: bool, bar) -> tuple[list, list]:
-    if not fresh_process:
-        messages = _synthesis_messages(**payload)
-        for message in messages:
-            if message[0] == "progress":
-                bar.update(message[1])
-            else:
-                return message[1], message[2]
-    package_root = str(Path(__file__).resolve().parents[3])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from kerasadml.data.av.digits import _worker_main; _worker_main()"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=env,
-    )
-    try:
-        pickle.dump(payload, process.stdin)
-        process.stdin.close()
-        while True:
-            try:
-                message = pickle.load(process.stdout)
-            except EOFError:
-                break
-            if message[0] == "progress":
-                bar.update(message[1])
-            else:
-                process.wait()
-                return message[1], message[2]
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    raise RuntimeError(
-        f"the AV-Digits synthesis process exited with code {process.returncode} "
-        "before finishing (its error is printed above)"
-    )
+    """Run :func:`_synthesize_jobs` as one unit of a :class:`~kerasadml.data.espeak.PristinePool`
+    (``fresh_process``: in a worker, from a never-used engine; else in this process)."""
+    from kerasadml.data.espeak import PristinePool, UnitFailure
+
+    with PristinePool(1 if fresh_process else 0, name="AV-Digits", kill_on_error=True) as pool:
+        (outcome,) = pool.map(_synthesize_jobs, [payload], progress=bar.update)
+    if isinstance(outcome, UnitFailure):
+        raise RuntimeError(f"the AV-Digits synthesis did not finish: {outcome.message}")
+    return outcome
 
 
 def make_av_digits(
@@ -538,12 +481,12 @@ def build_av_digits(
     Determinism: eSpeak NG seeds its own random generator from the clock (some voices
     use it for excitation noise), and keeps state from one utterance to the next
     inside a process (its pitch-flutter phase is a static counter that no API resets).
-    So every utterance is preceded by ``espeak_ng_SetRandSeed`` with a value drawn from
+    So every utterance is preceded by ``ESpeak.set_random_seed`` with a value drawn from
     the image's generator, and with ``fresh_process=True`` (default) the synthesis runs
-    in a new Python process (:func:`_worker_main`) that starts from a
-    freshly loaded library: one seed and one set of arguments give a bit-identical file
-    every time. ``fresh_process=False`` synthesises in this process: the voices and
-    noise are the same, but the samples may differ slightly between builds.
+    in a worker of :class:`kerasadml.data.espeak.PristinePool`, forked from a
+    freshly loaded, never-used engine: one seed and one set of arguments give a
+    bit-identical file every time. ``fresh_process=False`` synthesises in this process:
+    the voices and noise are the same, but the samples may differ slightly between builds.
 
     A synthesis that fails (eSpeak error, silent, too short) is retried with another
     voice (3 attempts); an image whose attempts all fail is skipped. Both counts are in

@@ -1,3 +1,6 @@
+import os
+import signal
+
 import h5py
 import numpy as np
 import pytest
@@ -105,7 +108,7 @@ def test_tiny_build_shapes_classes_attributes_and_determinism(tmp_path):
         assert f.attrs["train_per_class"] == "none"
         assert "AV-Digits" in f.attrs["description"]
         assert f.attrs["sample_rate"] == 16000
-    # Same seed, same file contents (synthesis runs in a fresh process each time).
+    # Same seed, same file contents (synthesis runs from a never-used engine each time).
     build_av_digits(tmp_path / "b.h5", max_images=60, seed=3, progress=False)
     with h5py.File(tmp_path / "a.h5", "r") as a, h5py.File(tmp_path / "b.h5", "r") as b:
         for key in a:
@@ -156,3 +159,43 @@ def test_full_build(tmp_path):
     assert summary["seconds"] < 60
     data = load_av_hdf5(tmp_path / "full.h5", audio_dim=128, visual_dim=1024, num_classes=10)
     assert data.train.class_counts(10).min() >= 120
+
+
+# ------------------------------------------------------------------ the eSpeak NG process pool
+# (kerasadml.data.espeak.PristinePool, shared with SynthPhrase; units are module-level
+# functions, so that the workers can unpickle them)
+
+
+def _speak_twice(text):
+    from kerasadml.data.espeak import ESpeak, Voice, report_progress
+
+    tts = ESpeak()
+    first = tts.synthesize(text, Voice("en-us", "m3"))
+    report_progress(1)
+    second = tts.synthesize(text, Voice("en-us", "m3"))
+    report_progress(1)
+    return first, second
+
+
+def _unit_raises(_):
+    raise ValueError("bad unit")
+
+
+def _unit_dies(_):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_pristine_pool_units_start_from_a_fresh_engine_and_failures_are_reported():
+    from kerasadml.data.espeak import PristinePool, UnitFailure
+
+    ticks = []
+    with PristinePool(2, name="test") as pool:
+        (a1, a2), (b1, b2) = pool.map(_speak_twice, ["the river", "the river"], progress=ticks.append)
+        # whichever worker ran it, a unit gives the same audio: every unit starts pristine
+        assert a1.tobytes() == b1.tobytes() and a2.tobytes() == b2.tobytes()
+        assert sum(ticks) == 4
+        assert list(pool.run(_unit_raises, [None])) == [(0, UnitFailure("error", "ValueError: bad unit"))]
+        ((index, died),) = pool.run(_unit_dies, [None])
+        assert died.kind == "crashed" and "SIGKILL" in died.message
+        (again, _), = pool.map(_speak_twice, ["the river"])  # a dead unit leaves its worker usable
+        assert again.tobytes() == a1.tobytes()
