@@ -5,7 +5,8 @@ neighbours *inside the batch*, and its triplet / contrastive losses need cross-m
 positives in the batch. A uniformly shuffled batch of a low-resource split often has a
 class with a single member; :func:`make_av_dataset` therefore draws **class-balanced**
 batches by default: ``P`` classes x ``Q`` videos per class (the "PK sampler" of
-metric learning), so every anchor has ``Q - 1`` same-class partners in its own
+metric learning, :class:`kerasadml.data.sampling.ClassBalancedSampler` with
+``samples="cycle"``), so every anchor has ``Q - 1`` same-class partners in its own
 modality and ``Q`` positives in the other. Batches have a fixed shape
 (``drop_remainder``), so a JAX-backed model compiles once.
 
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from kerasadml.data.av.features import AVSplit
+from kerasadml.data.sampling import ClassBalancedSampler
 
 logger = logging.getLogger(__name__)
 
@@ -59,63 +61,6 @@ def _check_args(split: AVSplit, batch_size: int) -> None:
         raise ValueError(
             f"batch_size={batch_size} is larger than the split ({len(split)} samples); "
             "use a batch_size of at most the number of training samples"
-        )
-
-
-class _BalancedIndexSampler:
-    """Index batches of ``P`` classes x ``Q`` samples, every class and sample visited
-    in turn.
-
-    Classes are taken from a shuffled queue of all classes (refilled and reshuffled
-    when empty, never twice in one batch); inside a class, samples come from a
-    shuffled queue of that class (refilled when empty). A class with fewer than ``Q``
-    samples repeats some of them in the batch. ``shuffle=False`` keeps both queues in
-    sorted order.
-    """
-
-    def __init__(self, labels: np.ndarray, p: int, q: int, shuffle: bool, seed):
-        self.p, self.q, self.shuffle = p, q, shuffle
-        self.rng = np.random.default_rng(seed)
-        self.classes = np.unique(labels)
-        self.members = {int(c): np.flatnonzero(labels == c) for c in self.classes}
-        self.class_queue: list[int] = []
-        self.sample_queues: dict[int, list[int]] = {c: [] for c in self.members}
-
-    def _order(self, values: np.ndarray) -> list[int]:
-        return [int(v) for v in (self.rng.permutation(values) if self.shuffle else values)]
-
-    def _next_classes(self) -> list[int]:
-        chosen: list[int] = []
-        while len(chosen) < self.p:
-            if not self.class_queue:
-                refill = [c for c in self._order(self.classes) if c not in chosen]
-                self.class_queue = refill
-            c = self.class_queue.pop(0)
-            if c not in chosen:
-                chosen.append(c)
-        return chosen
-
-    def _next_samples(self, c: int) -> list[int]:
-        members = self.members[c]
-        if len(members) < self.q:
-            # Small class: every member once, the rest drawn again (with replacement).
-            extra = (
-                self.rng.choice(members, self.q - len(members))
-                if self.shuffle
-                else np.resize(members, self.q - len(members))
-            )
-            return self._order(members) + [int(i) for i in extra]
-        queue = self.sample_queues[c]
-        taken: list[int] = []
-        while len(taken) < self.q:
-            if not queue:
-                queue.extend(i for i in self._order(members) if i not in taken)
-            taken.append(queue.pop(0))
-        return taken
-
-    def batch(self) -> np.ndarray:
-        return np.array(
-            [i for c in self._next_classes() for i in self._next_samples(c)], dtype=np.int64
         )
 
 
@@ -205,10 +150,10 @@ def make_av_dataset(
         stream = [int(seed), iterations[0]]
         iterations[0] += 1
         if class_balanced:
-            sampler = _BalancedIndexSampler(labels, p, q, shuffle, stream)
+            sampler = ClassBalancedSampler.from_labels(labels, p, q, stream, shuffle=shuffle, samples="cycle")
             while True:
                 for _ in range(steps):
-                    yield sampler.batch()
+                    yield sampler.next_batch()[0]
                 if not repeat:
                     return
         rng = np.random.default_rng(stream)

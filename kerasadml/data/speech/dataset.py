@@ -9,7 +9,8 @@ the smallest of ``audio_buckets`` that holds its longest clip, its phoneme ids t
 smallest of ``phoneme_buckets`` (0 is padding; :mod:`kerasadml.data.batching`).
 
 * :func:`make_kws_training_dataset` -- ``{"audio", "audio_length", "phonemes", "label"}``
-  with ``K`` distinct keywords x ``M`` clips each per batch.
+  with ``K`` distinct keywords x ``M`` clips each per batch, drawn by
+  :class:`kerasadml.data.sampling.ClassBalancedSampler` (``samples="draw"``).
 
 Example:
 
@@ -38,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasadml.data.batching import check_buckets, pad_audio, pad_ids
+from kerasadml.data.sampling import ClassBalancedSampler
 
 logger = logging.getLogger(__name__)
 
@@ -186,115 +188,6 @@ def _decode_all(paths: Sequence[str], max_samples: int | None, max_bytes: float 
 def _log_skipped(what: str, count: int, total: int, examples: list) -> None:
     if count:
         logger.warning("%s: skipped %d of %d clip(s); first: %s", what, count, total, examples[:3])
-
-
-class _BalancedSampler:
-    """K distinct keywords x M clips per batch. Keywords are visited in shuffled rounds
-    (every keyword once per round); clips are drawn without replacement inside a batch
-    when the keyword has at least M clips, with replacement otherwise.
-
-    With ``neighbours`` (per keyword, the keywords that are its hard negatives) and
-    ``family_size`` F > 1, a batch is made of *families*: each keyword taken from the
-    round brings up to F - 1 of its neighbours that are not in the batch yet (chosen at
-    random), so every step contrasts keywords that differ by a phoneme or two. A
-    neighbour taken this way still gets its own turn in the round.
-
-    With ``lengths`` (a typical clip length per keyword), each round is grouped by length
-    the way "sortish" samplers do: the shuffled round is cut into pools of about
-    ``pool_batches`` batches and each pool is sorted by length (in a random direction)
-    and consumed in order. Batches then hold clips of similar length and
-    little padding, while every keyword still comes once per round. With ``clip_lengths``
-    too, a keyword's clips are drawn among those at most ``slack`` times the longest
-    typical length of the batch's keywords (all its clips when fewer than M qualify)."""
-
-    def __init__(
-        self,
-        groups: list[np.ndarray],
-        k: int,
-        m: int,
-        rng: np.random.Generator,
-        neighbours: list[np.ndarray] | None = None,
-        family_size: int = 1,
-        lengths: np.ndarray | None = None,
-        pool_batches: int = 16,
-        clip_lengths: np.ndarray | None = None,
-        slack: float = 1.2,
-    ):
-        self.groups, self.k, self.m, self.rng = groups, k, m, rng
-        self.neighbours = neighbours
-        self.family_size = max(1, int(family_size)) if neighbours is not None else 1
-        self.lengths = None if lengths is None else np.asarray(lengths, np.float64)
-        self.pool_batches = max(1, int(pool_batches))
-        self.clip_lengths = None if clip_lengths is None or lengths is None else np.asarray(clip_lengths)
-        self.slack = float(slack)
-        self.queue: list[int] = []
-
-    def _round(self, pending: set) -> list[int]:
-        order = [g for g in self.rng.permutation(len(self.groups)).tolist() if g not in pending]
-        if self.lengths is None:
-            return order
-        # a batch takes k keywords, or k / family_size seeds when families fill it
-        per_batch = max(1, self.k // self.family_size)
-        pool = per_batch * self.pool_batches
-        out: list[int] = []
-        for start in range(0, len(order), pool):
-            # Sorted pools are consumed in order (a batch may take more seeds than
-            # ``per_batch`` when families are small, so batches are not cut here); the
-            # direction of each pool is random.
-            chunk = sorted(order[start : start + pool], key=lambda g: self.lengths[g])
-            out.extend(chunk[::-1] if self.rng.random() < 0.5 else chunk)
-        return out
-
-    def _refill(self) -> None:
-        if len(self.queue) < self.k:
-            self.queue = self.queue + self._round(set(self.queue))
-
-    def next_keywords(self) -> list[int]:
-        self._refill()
-        if self.family_size == 1:
-            chosen, self.queue = self.queue[: self.k], self.queue[self.k :]
-            return chosen
-        chosen: list[int] = []
-        taken: set[int] = set()
-        while len(chosen) < self.k:
-            self._refill()
-            seed = self.queue.pop(0)
-            if seed in taken:
-                continue
-            chosen.append(seed)
-            taken.add(seed)
-            near = [g for g in self.neighbours[seed].tolist() if g not in taken]
-            if self.lengths is not None:  # keep the batch's lengths together
-                low, high = self.lengths[seed] / self.slack, self.lengths[seed] * self.slack
-                near = [g for g in near if low <= self.lengths[g] <= high]
-            if near:
-                count = min(len(near), self.family_size - 1, self.k - len(chosen))
-                for g in self.rng.choice(len(near), size=count, replace=False).tolist():
-                    chosen.append(near[g])
-                    taken.add(near[g])
-        return chosen
-
-    def next_batch(self, usable: Callable[[int], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        rows, keywords = [], []
-        chosen = self.next_keywords()
-        limit = None
-        if self.clip_lengths is not None:
-            # The batch is padded to its longest clip: draw each keyword's clips among
-            # those no longer than the batch's typical keyword length allows (at least M
-            # per keyword when it has them), so that one slow voice does not double the
-            # width of the whole batch.
-            limit = self.slack * float(np.max(self.lengths[chosen]))
-        for g in chosen:
-            members = self.groups[g] if usable is None else usable(g)
-            if limit is not None:
-                short = members[self.clip_lengths[members] <= limit]
-                if short.shape[0] >= min(self.m, members.shape[0]):
-                    members = short
-            replace = members.shape[0] < self.m
-            picks = self.rng.choice(members.shape[0], size=self.m, replace=replace)
-            rows.extend(members[picks].tolist())
-            keywords.extend([g] * self.m)
-        return np.asarray(rows, np.int64), np.asarray(keywords, np.int64)
 
 
 # ----------------------------------------------------------------------------- training
@@ -498,16 +391,17 @@ def make_kws_training_dataset(
         "label": tf.TensorSpec((batch,), tf.int32),
     }
 
-    def new_sampler() -> _BalancedSampler:
+    def new_sampler() -> ClassBalancedSampler:
         """A sampler for one pass over the data, seeded by (seed, pass number)."""
-        return _BalancedSampler(
+        return ClassBalancedSampler(
             groups,
             k,
             m,
             np.random.default_rng([int(seed), next(epochs)]),
-            neighbours,
-            family_size,
-            group_lengths if group_by_length else None,
+            samples="draw",
+            neighbours=neighbours,
+            family_size=family_size,
+            lengths=group_lengths if group_by_length else None,
             clip_lengths=clip_lengths,
         )
 

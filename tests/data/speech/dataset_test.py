@@ -12,11 +12,8 @@ import keras
 import numpy as np
 import pytest
 
-from kerasadml.data.speech.dataset import (
-    KWSDatasetInfo,
-    _BalancedSampler,
-    make_kws_training_dataset,
-)
+from kerasadml.data.sampling import ClassBalancedSampler
+from kerasadml.data.speech.dataset import KWSDatasetInfo, make_kws_training_dataset
 from kerasadml.data.speech.libriphrase import hard_negative_map, read_libriphrase_csv, training_items
 from kerasadml.data.speech.phonemizer import PhonemeVocabulary, Phonemizer
 from kerasadml.data.speech.synthphrase import build_synthphrase
@@ -213,7 +210,7 @@ def test_fit_on_training_batches(synth_items, encode):
 
 
 # ------------------------------------------------------- keyword families, length grouping
-class _RecordingSampler(_BalancedSampler):
+class _RecordingSampler(ClassBalancedSampler):
     """Records every shuffled round, the keywords still queued when it was drawn, and
     every keyword taken from the queue (a seed) together with the batch it went to."""
 
@@ -259,7 +256,8 @@ def test_sampler_families_keep_every_keyword_once_per_round(with_lengths):
     clip_lengths = np.repeat(lengths, 3) if with_lengths else None
     k, m = 4, 2
     sampler = _RecordingSampler(
-        groups, k, m, np.random.default_rng(0), neighbours, 3, lengths, clip_lengths=clip_lengths
+        groups, k, m, np.random.default_rng(0), neighbours=neighbours, family_size=3, lengths=lengths,
+        clip_lengths=clip_lengths,
     )
     batches, seeds_per_batch = [], []
     for _ in range(40):
@@ -297,8 +295,8 @@ def test_sampler_families_keep_every_keyword_once_per_round(with_lengths):
 
 def test_sampler_without_neighbours_ignores_family_size():
     groups, _ = _family_groups()
-    plain = _BalancedSampler(groups, 4, 2, np.random.default_rng(3))
-    family_off = _BalancedSampler(groups, 4, 2, np.random.default_rng(3), None, 3)
+    plain = ClassBalancedSampler(groups, 4, 2, np.random.default_rng(3))
+    family_off = ClassBalancedSampler(groups, 4, 2, np.random.default_rng(3), neighbours=None, family_size=3)
     assert family_off.family_size == 1
     for _ in range(6):
         a, b = plain.next_batch(), family_off.next_batch()
@@ -320,11 +318,11 @@ def test_sampler_length_grouping_keeps_rounds_and_shortens_batches():
             width = clip_lengths[rows].max()
             yield keywords[::m], 1.0 - clip_lengths[rows].sum() / (len(rows) * width)
 
-    grouped_sampler = _BalancedSampler(
+    grouped_sampler = ClassBalancedSampler(
         groups, k, m, np.random.default_rng(1), lengths=lengths, clip_lengths=clip_lengths
     )
     grouped = list(spread(grouped_sampler))
-    plain = list(spread(_BalancedSampler(groups, k, m, np.random.default_rng(1))))
+    plain = list(spread(ClassBalancedSampler(groups, k, m, np.random.default_rng(1))))
     first_round = np.concatenate([c for c, _ in grouped[: num // k]])
     assert sorted(first_round.tolist()) == list(range(num))
     padded_grouped = np.mean([p for _, p in grouped])
@@ -338,12 +336,12 @@ def test_sampler_draws_short_clips_of_a_keyword_with_clip_lengths():
     groups = [np.array([0, 1, 2, 3]), np.array([4, 5, 6]), np.array([7, 8, 9])]
     clip_lengths = np.array([1000, 1000, 1000, 30000, 1100, 1100, 1100, 900, 900, 900], float)
     lengths = np.array([1000.0, 1100.0, 900.0])
-    sampler = _BalancedSampler(groups, 3, 3, np.random.default_rng(0), lengths=lengths, clip_lengths=clip_lengths)
+    sampler = ClassBalancedSampler(groups, 3, 3, np.random.default_rng(0), lengths=lengths, clip_lengths=clip_lengths)
     for _ in range(20):
         rows, _ = sampler.next_batch()
         assert 3 not in rows.tolist()
     # fewer than M short clips: all the keyword's clips are candidates again
-    sampler = _BalancedSampler(groups, 3, 4, np.random.default_rng(0), lengths=lengths, clip_lengths=clip_lengths)
+    sampler = ClassBalancedSampler(groups, 3, 4, np.random.default_rng(0), lengths=lengths, clip_lengths=clip_lengths)
     drawn = set()
     for _ in range(30):
         drawn |= set(sampler.next_batch()[0].tolist())
