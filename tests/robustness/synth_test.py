@@ -125,7 +125,7 @@ def test_resume_verifies_what_it_keeps(reference, tmp_path, name, damage, remade
 # ------------------------------------------------------------------ cannot write
 def test_a_clip_that_cannot_be_written_is_a_write_failure_not_a_skip(tmp_path, monkeypatch):
     import kerasadml.atomic
-    from kerasadml.data.speech.synthphrase import _make_clip
+    from kerasadml.data.speech.synthphrase.clips import _make_clip
 
     def full_disk(path, mode="w", **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")

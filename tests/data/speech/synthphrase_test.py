@@ -25,12 +25,6 @@ from kerasadml.data.speech.synthphrase import (
     FORMAT_VERSION,
     SYNTHPHRASE_SIZES,
     SynthPhraseConfig,
-    _cmu,
-    _distance_one_share,
-    _levenshtein_to_many,
-    _plan_vocabulary,
-    _plan_voices,
-    _variant_family,
     build_synthphrase,
     hard_negatives,
     levenshtein,
@@ -38,6 +32,13 @@ from kerasadml.data.speech.synthphrase import (
     word_pool,
     word_splits,
 )
+from kerasadml.data.speech.synthphrase.vocabulary import (
+    _cmu,
+    _distance_one_share,
+    _levenshtein_to_many,
+    _plan_vocabulary,
+)
+from kerasadml.data.speech.synthphrase.voices import _plan_voices, _variant_family
 
 SPLITS = ("train", "test")
 
