@@ -346,7 +346,7 @@ def _unit_child(write_fd: int, function: Callable, unit: Any) -> None:  # pragma
         def send(message) -> None:
             _write_all(write_fd, pickle.dumps(message))  # pickled whole first: no torn frame
 
-        _progress_sink = lambda count: send(("progress", count))  # noqa: E731
+        _progress_sink = lambda count: send(("progress", count))
         try:
             ESpeak().set_random_seed(0)
             outcome = ("done", function(unit))
