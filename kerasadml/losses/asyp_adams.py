@@ -121,10 +121,10 @@ class AsyPAdaMS(MetricLoss):
     Call arguments:
         embeddings: (N, D) data points (e.g. aligned audio vectors).
         labels: (N,) integer classes of the data points.
-        proxies: (P, D) proxies (e.g. text phoneme embeddings).
-        proxy_labels: (P,) integer classes of the proxies.
+        ref_embeddings: (P, D) proxies (e.g. text phoneme embeddings).
+        ref_labels: (P,) integer classes of the proxies.
         mask: optional (N,) bool, True = valid data point.
-        proxy_mask: optional (P,) bool, True = valid proxy.
+        ref_mask: optional (P,) bool, True = valid proxy.
 
     Returns:
         (N,) per-data-point values (see above).
@@ -204,7 +204,9 @@ class AsyPAdaMS(MetricLoss):
             return ops.full((self.num_classes,), self.lambda_, dtype="float32")
         return ops.tanh(self.lambda_raw)
 
-    def call(self, embeddings, labels, proxies, proxy_labels, mask=None, proxy_mask=None):
+    def call(self, embeddings, labels, ref_embeddings, ref_labels, mask=None, ref_mask=None):
+        # the one loss signature (kerasadml.losses.base): the references are the proxies
+        proxies, proxy_labels, proxy_mask = ref_embeddings, ref_labels, ref_mask
         validate_embeddings("embeddings", embeddings)
         validate_embeddings("proxies", proxies)
         labels = flat_labels("labels", labels)

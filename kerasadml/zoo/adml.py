@@ -424,14 +424,9 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
 
         loss_phn = zero
         if self.phoneme_loss_layer is not None:
-            if isinstance(self.phoneme_loss_layer, AsyPAdaMS):
-                values = self.phoneme_loss_layer(
-                    flat_aligned, flat_ids, flat_text, flat_ids, mask=flat_mask, proxy_mask=flat_mask
-                )
-            else:
-                values = self.phoneme_loss_layer(
-                    flat_aligned, flat_ids, flat_text, flat_ids, mask=flat_mask, ref_mask=flat_mask
-                )
+            values = self.phoneme_loss_layer(
+                flat_aligned, flat_ids, flat_text, flat_ids, mask=flat_mask, ref_mask=flat_mask
+            )
             loss_phn = masked_mean(values, flat_mask)
 
         loss_mm = zero
