@@ -12,9 +12,7 @@ from kerasadml.callbacks import AffinityImageLogger, GradientReversalSchedule
 from kerasadml.zoo import AADML, ADML
 from kerasadml.zoo.adml import LOSS_TERMS
 from kerasadml.training import fit_with_backup
-from tests.zoo.aadml_test import TINY as AADML_TINY
-from tests.zoo.aadml_test import _split
-from tests.zoo.adml_test import TINY as ADML_TINY
+from tests.helpers import AADML_TINY, ADML_TINY, av_split
 from tests.zoo.adml_test import _batch as adml_batch
 
 
@@ -136,7 +134,7 @@ class _EpochLog(keras.callbacks.Callback):
 def test_interrupted_fit_resumes_at_the_next_epoch(tmp_path):
     from kerasadml.data.av.dataset import make_av_dataset
 
-    split = _split()
+    split = av_split()
 
     def new_model():
         keras.utils.set_random_seed(0)

@@ -13,16 +13,11 @@ import pytest
 from kerasadml import diagnostics
 from kerasadml.diagnostics import LossGradientMonitor, gradient_shares, term_gradient_norms
 from kerasadml.zoo import ADML
-from tests.helpers import backend_name
+from tests.helpers import ADML_TINY_SIZES, backend_name
 
 TINY = dict(
+    ADML_TINY_SIZES,
     num_keywords=6,
-    audio_channels=16,
-    embedding_dim=16,
-    text_units=8,
-    se_channels=4,
-    attention_channels=4,
-    token_dim=8,
     utterance_loss="proxy_nce",
     proxy_memory=True,
     text_pooling="attention",

@@ -34,9 +34,11 @@ def _worker() -> dict:
 
     from kerasadml.distribute import data_parallel, num_replicas
     from kerasadml.zoo import AADML
-    from tests.zoo.aadml_test import TINY, _batch, _split
+    from tests.helpers import AADML_TINY as TINY
+    from tests.helpers import av_split
+    from tests.zoo.aadml_test import _batch
 
-    split = _split()
+    split = av_split()
     batch = _batch(split)  # 24 rows, 3 classes x 8
     backend = keras.backend.backend()
     distributed = bool(os.environ.get("TF_CONFIG") or os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES"))

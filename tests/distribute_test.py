@@ -40,9 +40,10 @@ def _worker() -> dict:
     from kerasadml.data.av.dataset import make_av_dataset
     from kerasadml.distribute import data_parallel, global_batch_size, num_replicas, replica_batches
     from kerasadml.zoo import AADML
-    from tests.zoo.aadml_test import TINY, _split
+    from tests.helpers import AADML_TINY as TINY
+    from tests.helpers import av_split
 
-    split = _split()
+    split = av_split()
     config = {**TINY, "dropout": 0.0}  # no randomness in the step
     # Materialised once: every pass over a make_av_dataset draws new batches.
     batches = list(make_av_dataset(split, batch_size=PER_REPLICA, seed=0).take(2 * STEPS).as_numpy_iterator())

@@ -5,15 +5,11 @@ import numpy as np
 import pytest
 
 from kerasadml.layers.anchor_aware_proxy import AnchorAwareProxy
-from tests.helpers import roundtrip, to_numpy
-
-
-def _unit(x):
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+from tests.helpers import roundtrip, to_numpy, unit_rows
 
 
 def _np_neighbours(z, k):
-    zn = _unit(z)
+    zn = unit_rows(z)
     s = zn @ zn.T
     np.fill_diagonal(s, -np.inf)
     return np.argsort(-s, axis=1, kind="stable")[:, :k]
@@ -48,7 +44,7 @@ def _np_attention_proxy(layer, z, residual, normalize):
     if residual:
         out = out + z
     if normalize:
-        out = _unit(out)
+        out = unit_rows(out)
     return out, att.mean(axis=1)
 
 
@@ -96,7 +92,7 @@ def test_mean_aggregation_matches_numpy(normalize):
     idx = _np_neighbours(z, 2)
     ref = (z + z[idx[:, 0]] + z[idx[:, 1]]) / 3.0
     if normalize:
-        ref = _unit(ref)
+        ref = unit_rows(ref)
     np.testing.assert_allclose(to_numpy(proxies), ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(to_numpy(scores), np.full((8, 3), 1 / 3), rtol=1e-6)
     assert layer.trainable_weights == []
@@ -183,7 +179,7 @@ def test_saved_model_restores_attention_weights(tmp_path):
 def test_fit_lowers_a_loss():
     rng = np.random.RandomState(0)
     x = rng.randn(64, 8).astype("float32")
-    y = _unit(rng.randn(64, 8)).astype("float32")
+    y = unit_rows(rng.randn(64, 8)).astype("float32")
     inputs = keras.Input((8,))
     h = keras.layers.Dense(8)(inputs)
     proxies, _ = AnchorAwareProxy(k=2, num_heads=2, key_dim=4, name="aa")(h)

@@ -3,11 +3,14 @@ import numpy as np
 import pytest
 
 from kerasadml.layers.attentive_stats_pooling import AttentiveStatsPooling
-from tests.helpers import roundtrip, to_numpy, value_and_grad
-
-
-def _lengths_to_mask(lengths, steps):
-    return np.arange(steps)[None, :] < np.asarray(lengths)[:, None]
+from tests.helpers import (
+    compiled,
+    lengths_to_mask,
+    roundtrip,
+    to_numpy,
+    training_call,
+    value_and_grad,
+)
 
 
 def _forward(layer, x, mask=None):
@@ -19,31 +22,6 @@ def _forward(layer, x, mask=None):
     mask_in = keras.Input(mask.shape[1:], dtype="bool")
     model = keras.Model([x_in, mask_in], layer(x_in, mask=mask_in))
     return np.asarray(model.predict_on_batch([x, mask]))
-
-
-def _compiled(fn):
-    """``jax.jit(fn)`` on JAX, where eager op-by-op execution is slow; ``fn`` elsewhere."""
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return jax.jit(fn)
-    return fn
-
-
-def _training_call(layer, *args, **kwargs):
-    """``layer(*args, training=True, **kwargs)`` as a pure ``stateless_call`` (compiled on
-    JAX): the outputs and the updated non-trainable variables, as numpy."""
-
-    def fn(trainable, non_trainable, *arrays):
-        return layer.stateless_call(trainable, non_trainable, *arrays, training=True, **kwargs)
-
-    trainable = [v.value for v in layer.trainable_variables]
-    non_trainable = [v.value for v in layer.non_trainable_variables]
-    outputs, new_non_trainable = _compiled(fn)(trainable, non_trainable, *args)
-    outputs = (
-        tuple(to_numpy(o) for o in outputs) if isinstance(outputs, tuple) else to_numpy(outputs)
-    )
-    return outputs, [to_numpy(v) for v in new_non_trainable]
 
 
 def _randomise_batchnorm(layer, seed=0):
@@ -95,7 +73,7 @@ def _reference(layer, inputs, mask):
 def _inputs(batch=4, steps=12, channels=6, seed=0):
     rng = np.random.RandomState(seed)
     x = rng.randn(batch, steps, channels).astype("float32")
-    mask = _lengths_to_mask(rng.randint(2, steps + 1, size=batch), steps)
+    mask = lengths_to_mask(rng.randint(2, steps + 1, size=batch), steps)
     mask[0] = True
     return x, mask
 
@@ -144,8 +122,8 @@ def test_padded_frames_do_not_enter_batchnorm_statistics_in_training():
     a.build(x.shape)
     b = roundtrip(a)
     b.set_weights(a.get_weights())
-    out_a, stats_a = _training_call(a, x, mask=mask)
-    out_b, stats_b = _training_call(b, x_padded, mask=mask_padded)
+    out_a, stats_a = training_call(a, x, mask=mask)
+    out_b, stats_b = training_call(b, x_padded, mask=mask_padded)
     np.testing.assert_allclose(out_b, out_a, rtol=1e-4, atol=1e-5)
     assert len(stats_a) == 2  # the BatchNormalization moving mean and variance
     assert not np.allclose(stats_a[0], to_numpy(a.attention_norm.moving_mean))  # updated
@@ -168,14 +146,14 @@ def test_keras_mask_of_the_inputs_is_used():
 def test_gradient_is_finite_for_constant_input():
     """std = 0 (globally and under attention): the epsilon inside the sqrt keeps it finite."""
     x = np.full((2, 9, 4), 0.7, "float32")
-    mask = _lengths_to_mask([9, 4], 9)
+    mask = lengths_to_mask([9, 4], 9)
     layer = AttentiveStatsPooling(attention_channels=3)
     layer.build(x.shape)
 
     def fn(t):
         return keras.ops.sum(layer(t, mask=mask, training=False))
 
-    value, (grad,) = value_and_grad(_compiled(fn), x)
+    value, (grad,) = value_and_grad(compiled(fn), x)
     assert np.isfinite(value)
     assert np.all(np.isfinite(grad))
     out = _forward(layer, x, mask)
@@ -242,7 +220,7 @@ def test_tiny_fit_lowers_a_loss():
     rng = np.random.RandomState(0)
     n, steps, channels = 96, 10, 4
     x = rng.randn(n, steps, channels).astype("float32")
-    mask = _lengths_to_mask(rng.randint(3, steps + 1, size=n), steps)
+    mask = lengths_to_mask(rng.randint(3, steps + 1, size=n), steps)
     # Target: the mean of the valid frames of channel 0 and the max of channel 1.
     valid = np.where(mask[:, :, None], x, np.nan)
     y = np.stack([np.nanmean(valid[:, :, 0], 1), np.nanmax(valid[:, :, 1], 1)], axis=1).astype(

@@ -3,11 +3,15 @@ import numpy as np
 import pytest
 
 from kerasadml.layers.cross_attention_aligner import CrossAttentionAligner
-from tests.helpers import roundtrip, to_numpy, value_and_grad
-
-
-def _lengths_to_mask(lengths, steps):
-    return np.arange(steps)[None, :] < np.asarray(lengths)[:, None]
+from tests.helpers import (
+    compiled,
+    dense_reference,
+    lengths_to_mask,
+    roundtrip,
+    to_numpy,
+    training_call,
+    value_and_grad,
+)
 
 
 def _forward(layer, text, audio, text_mask=None, audio_mask=None):
@@ -27,46 +31,15 @@ def _forward(layer, text, audio, text_mask=None, audio_mask=None):
     return np.asarray(aligned), np.asarray(affinity)
 
 
-def _compiled(fn):
-    """``jax.jit(fn)`` on JAX, where eager op-by-op execution is slow; ``fn`` elsewhere."""
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return jax.jit(fn)
-    return fn
-
-
-def _training_call(layer, *args, **kwargs):
-    """``layer(*args, training=True, **kwargs)`` as a pure ``stateless_call`` (compiled on
-    JAX): the outputs and the updated non-trainable variables, as numpy."""
-
-    def fn(trainable, non_trainable, *arrays):
-        return layer.stateless_call(trainable, non_trainable, *arrays, training=True, **kwargs)
-
-    trainable = [v.value for v in layer.trainable_variables]
-    non_trainable = [v.value for v in layer.non_trainable_variables]
-    outputs, new_non_trainable = _compiled(fn)(trainable, non_trainable, *args)
-    outputs = (
-        tuple(to_numpy(o) for o in outputs) if isinstance(outputs, tuple) else to_numpy(outputs)
-    )
-    return outputs, [to_numpy(v) for v in new_non_trainable]
-
-
-def _dense(layer):
-    kernel = to_numpy(layer.kernel).astype("float64")
-    bias = to_numpy(layer.bias).astype("float64") if layer.use_bias else 0.0
-    return lambda x: x @ kernel + bias
-
-
 def _reference(layer, text, audio, text_mask, audio_mask):
     """Independent numpy forward pass with the layer's weights (float64, loops over rows)."""
     text, audio = text.astype("float64"), audio.astype("float64")
     batch, tt, _ = text.shape
     ta = audio.shape[1]
     heads, dk, dv = layer.num_heads, layer.key_dim, layer.value_dim
-    q = _dense(layer.query_dense)(text).reshape(batch, tt, heads, dk)
-    k = _dense(layer.key_dense)(audio).reshape(batch, ta, heads, dk)
-    v = _dense(layer.value_dense)(audio).reshape(batch, ta, heads, dv)
+    q = dense_reference(layer.query_dense)(text).reshape(batch, tt, heads, dk)
+    k = dense_reference(layer.key_dense)(audio).reshape(batch, ta, heads, dk)
+    v = dense_reference(layer.value_dense)(audio).reshape(batch, ta, heads, dv)
     weights = np.zeros((batch, heads, tt, ta))
     for b in range(batch):
         valid = audio_mask[b]
@@ -79,7 +52,7 @@ def _reference(layer, text, audio, text_mask, audio_mask):
                 weights[b, h, i, valid] = e / e.sum()
     context = np.einsum("bhts,bshd->bthd", weights, v).reshape(batch, tt, heads * dv)
     if layer.output_dense is not None:
-        context = _dense(layer.output_dense)(context) * text_mask[:, :, None]
+        context = dense_reference(layer.output_dense)(context) * text_mask[:, :, None]
     return context, weights.mean(axis=1)
 
 
@@ -87,8 +60,8 @@ def _inputs(batch=3, tt=5, ta=9, dt=8, da=6, seed=0):
     rng = np.random.RandomState(seed)
     text = rng.randn(batch, tt, dt).astype("float32")
     audio = rng.randn(batch, ta, da).astype("float32")
-    text_mask = _lengths_to_mask(rng.randint(1, tt + 1, size=batch), tt)
-    audio_mask = _lengths_to_mask(rng.randint(1, ta + 1, size=batch), ta)
+    text_mask = lengths_to_mask(rng.randint(1, tt + 1, size=batch), tt)
+    audio_mask = lengths_to_mask(rng.randint(1, ta + 1, size=batch), ta)
     text_mask[0] = True
     audio_mask[0] = True
     return text, audio, text_mask, audio_mask
@@ -171,7 +144,7 @@ def test_all_padding_audio_row_gives_finite_zeros_and_finite_gradients():
         out, aff = layer(t, a, text_mask=text_mask, audio_mask=audio_mask)
         return keras.ops.sum(out**2) + keras.ops.sum(aff**2)
 
-    _, grads = value_and_grad(_compiled(fn), text, audio)
+    _, grads = value_and_grad(compiled(fn), text, audio)
     assert all(np.all(np.isfinite(g)) for g in grads)
     assert np.all(grads[1][1] == 0.0)  # the fully padded clip gets no gradient
     aligned, affinity = _forward(layer, text, audio, text_mask, audio_mask)
@@ -195,7 +168,7 @@ def test_dropout_only_in_training_and_affinity_is_pre_dropout():
     aligned_inf, affinity_inf = _forward(layer, text, audio, text_mask, audio_mask)
     ref_aligned, _ = _reference(layer, text, audio, text_mask, audio_mask)
     np.testing.assert_allclose(aligned_inf, ref_aligned, rtol=1e-4, atol=1e-5)  # no dropout
-    (aligned_tr, affinity_tr), _ = _training_call(
+    (aligned_tr, affinity_tr), _ = training_call(
         layer, text, audio, text_mask=text_mask, audio_mask=audio_mask
     )
     np.testing.assert_allclose(affinity_tr, affinity_inf, rtol=1e-5, atol=1e-7)
@@ -280,8 +253,8 @@ def test_tiny_fit_lowers_a_loss():
     n, tt, ta, dt, da = 64, 4, 7, 8, 6
     text = rng.randn(n, tt, dt).astype("float32")
     audio = rng.randn(n, ta, da).astype("float32")
-    text_mask = _lengths_to_mask(rng.randint(2, tt + 1, size=n), tt)
-    audio_mask = _lengths_to_mask(rng.randint(4, ta + 1, size=n), ta)
+    text_mask = lengths_to_mask(rng.randint(2, tt + 1, size=n), tt)
+    audio_mask = lengths_to_mask(rng.randint(4, ta + 1, size=n), ta)
     target = (audio * audio_mask[:, :, None]).sum(1, keepdims=True) / audio_mask.sum(1)[
         :, None, None
     ]
@@ -313,9 +286,9 @@ def _cosine_reference(layer, text, audio, text_mask, audio_mask):
     ta = audio.shape[1]
     heads, dk, dv = layer.num_heads, layer.key_dim, layer.value_dim
     r = np.exp(np.clip(float(to_numpy(layer.log_scale)), 0.0, np.log(100.0)))
-    q = _dense(layer.query_dense)(text).reshape(batch, tt, heads, dk)
-    k = _dense(layer.key_dense)(audio).reshape(batch, ta, heads, dk)
-    v = _dense(layer.value_dense)(audio).reshape(batch, ta, heads, dv)
+    q = dense_reference(layer.query_dense)(text).reshape(batch, tt, heads, dk)
+    k = dense_reference(layer.key_dense)(audio).reshape(batch, ta, heads, dk)
+    v = dense_reference(layer.value_dense)(audio).reshape(batch, ta, heads, dv)
     q = q / np.linalg.norm(q, axis=-1, keepdims=True)
     k = k / np.linalg.norm(k, axis=-1, keepdims=True)
     weights = np.zeros((batch, heads, tt, ta))
@@ -330,7 +303,7 @@ def _cosine_reference(layer, text, audio, text_mask, audio_mask):
                 weights[b, h, i, valid] = e / e.sum()
     context = np.einsum("bhts,bshd->bthd", weights, v).reshape(batch, tt, heads * dv)
     if layer.output_dense is not None:
-        context = _dense(layer.output_dense)(context) * text_mask[:, :, None]
+        context = dense_reference(layer.output_dense)(context) * text_mask[:, :, None]
     return context, weights.mean(axis=1)
 
 
@@ -401,7 +374,7 @@ def test_cosine_attention_trains_its_scale():
         )
         return keras.ops.sum(affinity[..., 0])
 
-    _, (grad,) = value_and_grad(_compiled(fn), np.float32(np.log(10.0)))
+    _, (grad,) = value_and_grad(compiled(fn), np.float32(np.log(10.0)))
     assert np.isfinite(grad) and abs(float(grad)) > 0
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kerasadml.losses.aam_softmax import AAMSoftmax
-from tests.helpers import roundtrip, to_numpy, value_and_grad
+from tests.helpers import class_blobs, roundtrip, to_numpy, value_and_grad
 
 
 def _np_aam(e, w, y, s, m, easy_margin):
@@ -92,15 +92,8 @@ def _model(c=4, d=8):
     return keras.Model([emb, lab], out)
 
 
-def _toy(n=64, c=4, d=8):
-    rng = np.random.RandomState(0)
-    centers = rng.randn(c, d) * 2
-    y = np.arange(n) % c
-    return (centers[y] + rng.randn(n, d)).astype("float32"), y.astype("int32")
-
-
 def test_fit_lowers_the_loss():
-    x, y = _toy()
+    x, y = class_blobs()
     model = _model()
     model.compile(optimizer=keras.optimizers.Adam(0.05), loss=lambda y_true, y_pred: y_pred)
     k0 = to_numpy(model.get_layer("aam").kernel).copy()
@@ -113,7 +106,7 @@ def test_fit_lowers_the_loss():
 
 
 def test_saved_model_restores_kernel(tmp_path):
-    x, y = _toy(n=8)
+    x, y = class_blobs(n=8)
     model = _model()
     path = os.path.join(tmp_path, "aam.keras")
     model.save(path)

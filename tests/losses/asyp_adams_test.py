@@ -4,26 +4,19 @@ import pytest
 
 from kerasadml.losses.asyp_adams import AsyPAdaMS
 from kerasadml.losses.base import reduce_loss
-from tests.helpers import backend_name, roundtrip, to_numpy, value_and_grad
-
-
-def compiled(fn):
-    """``jax.jit(fn)`` under JAX (eager JAX runs op by op and compiles every op: slow);
-    ``fn`` itself under TensorFlow, where eager execution is quick."""
-    if backend_name() == "jax":
-        import jax
-
-        return jax.jit(fn)
-    return fn
-
-
-def _normalize(x):
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+from tests.helpers import (
+    backend_name,
+    compiled,
+    roundtrip,
+    to_numpy,
+    unit_rows,
+    value_and_grad,
+)
 
 
 def asyp_reference(x, y, p, py, mask, pmask, alphas, betas, lams, positive_proxies_only=True):
     """Loop-based AsyP in float64: returns (per-sample values, L)."""
-    sim = _normalize(x.astype("float64")) @ _normalize(p.astype("float64")).T
+    sim = unit_rows(x.astype("float64")) @ unit_rows(p.astype("float64")).T
     pos_terms = []
     for q in range(len(p)):
         if not pmask[q]:

@@ -5,15 +5,19 @@ import numpy as np
 import pytest
 
 from kerasadml.losses.contrastive import AAContrastive, SupervisedContrastive
-from tests.helpers import roundtrip, to_numpy, value_and_grad
-
-
-def _unit(x):
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+from tests.helpers import (
+    av_blobs,
+    pair_batch,
+    roundtrip,
+    to_numpy,
+    two_tower_model,
+    unit_rows,
+    value_and_grad,
+)
 
 
 def _np_supcon(a, la, r, lr, tau, mask=None, ref_mask=None, exclude_self=False):
-    a, r = _unit(a.astype("float64")), _unit(r.astype("float64"))
+    a, r = unit_rows(a.astype("float64")), unit_rows(r.astype("float64"))
     out = np.zeros(len(a))
     for i in range(len(a)):
         if mask is not None and not mask[i]:
@@ -33,19 +37,9 @@ def _np_supcon(a, la, r, lr, tau, mask=None, ref_mask=None, exclude_self=False):
     return out
 
 
-def _batch(n=10, m=12, d=6, c=3, seed=0):
-    rng = np.random.RandomState(seed)
-    return (
-        rng.randn(n, d).astype("float32"),
-        rng.randint(0, c, n),
-        rng.randn(m, d).astype("float32"),
-        rng.randint(0, c, m),
-    )
-
-
 @pytest.mark.parametrize("tau", [0.1, 0.5, 1.0])
 def test_cross_modal_values_match_numpy(tau):
-    a, la, r, lr = _batch()
+    a, la, r, lr = pair_batch()
     got = to_numpy(SupervisedContrastive(temperature=tau)(a, la, r, lr))
     ref = _np_supcon(a, la, r, lr, tau)
     assert got.shape == (10,)
@@ -53,7 +47,7 @@ def test_cross_modal_values_match_numpy(tau):
 
 
 def test_same_set_excludes_the_anchor_itself():
-    a, la, _, _ = _batch()
+    a, la, _, _ = pair_batch()
     got = to_numpy(SupervisedContrastive(0.2)(a, la))
     np.testing.assert_allclose(
         got, _np_supcon(a, la, a, la, 0.2, exclude_self=True), rtol=1e-4, atol=1e-4
@@ -61,13 +55,13 @@ def test_same_set_excludes_the_anchor_itself():
 
 
 def test_anchors_without_positive_get_zero():
-    a, _, r, _ = _batch(n=3, m=4)
+    a, _, r, _ = pair_batch(n=3, m=4)
     got = to_numpy(SupervisedContrastive()(a, np.array([0, 9, 1]), r, np.array([0, 0, 1, 2])))
     assert got[1] == 0.0 and got[0] > 0 and got[2] > 0
 
 
 def test_masks_match_numpy_and_padding_changes_nothing():
-    a, la, r, lr = _batch()
+    a, la, r, lr = pair_batch()
     mask = np.array([True] * 7 + [False] * 3)
     ref_mask = np.array([True] * 9 + [False] * 3)
     r[9:] *= 100  # large padded values must not leak
@@ -81,7 +75,7 @@ def test_masks_match_numpy_and_padding_changes_nothing():
 
 
 def test_gradients_are_finite_and_zero_for_masked_items():
-    a, la, r, lr = _batch(n=5, m=6)
+    a, la, r, lr = pair_batch(n=5, m=6)
     mask = np.array([True, True, True, False, False])
     ref_mask = np.array([True, True, True, True, False, False])
     loss = SupervisedContrastive(0.1)
@@ -95,7 +89,7 @@ def test_gradients_are_finite_and_zero_for_masked_items():
 
 @pytest.mark.parametrize("aggregation", ["attention", "mean"])
 def test_aa_variant_is_the_plain_loss_at_its_proxies(aggregation):
-    a, la, r, lr = _batch()
+    a, la, r, lr = pair_batch()
     aa = AAContrastive(temperature=0.1, k=3, num_heads=2, key_dim=4, aggregation=aggregation)
     got, scores = aa(a, la, r, lr, return_scores=True)
     proxies, ref_scores = aa.proxy(a)
@@ -109,7 +103,7 @@ def test_aa_variant_is_the_plain_loss_at_its_proxies(aggregation):
 
 
 def test_aa_variant_with_padding():
-    a, la, r, lr = _batch()
+    a, la, r, lr = pair_batch()
     mask = np.array([True] * 8 + [False] * 2)
     aa = AAContrastive(k=2, num_heads=2, key_dim=4)
     got = to_numpy(aa(a, la, r, lr, mask=mask))
@@ -118,7 +112,7 @@ def test_aa_variant_with_padding():
 
 
 def test_rejects_bad_arguments():
-    a, la, r, _ = _batch()
+    a, la, r, _ = pair_batch()
     with pytest.raises(ValueError, match="temperature"):
         SupervisedContrastive(temperature=0.0)
     with pytest.raises(ValueError, match="ref_labels"):
@@ -146,32 +140,13 @@ def test_config_roundtrips():
         assert restored.get_config() == loss.get_config()
 
 
-def _two_tower(loss_cls, **kw):
-    xa = keras.Input((6,), name="audio")
-    xv = keras.Input((10,), name="visual")
-    y = keras.Input((), dtype="int32", name="label")
-    za = keras.layers.Dense(8, name="audio_tower")(xa)
-    zv = keras.layers.Dense(8, name="visual_tower")(xv)
-    audio_anchors = loss_cls(name="a2v", **kw)(za, y, zv, y)
-    visual_anchors = loss_cls(name="v2a", **kw)(zv, y, za, y)
-    return keras.Model([xa, xv, y], audio_anchors + visual_anchors)
-
-
-def _av_data(n=64, c=4, seed=0):
-    rng = np.random.RandomState(seed)
-    y = np.arange(n) % c
-    xa = (rng.randn(c, 6)[y] + 0.5 * rng.randn(n, 6)).astype("float32")
-    xv = (rng.randn(c, 10)[y] + 0.5 * rng.randn(n, 10)).astype("float32")
-    return xa, xv, y.astype("int32")
-
-
 @pytest.mark.parametrize(
     "loss_cls,kw",
     [(SupervisedContrastive, {}), (AAContrastive, {"k": 2, "num_heads": 2, "key_dim": 4})],
 )
 def test_fit_lowers_the_loss_of_a_two_tower_model(loss_cls, kw):
-    xa, xv, y = _av_data()
-    model = _two_tower(loss_cls, temperature=0.1, **kw)
+    xa, xv, y = av_blobs()
+    model = two_tower_model(loss_cls, temperature=0.1, **kw)
     model.compile(optimizer=keras.optimizers.Adam(0.02), loss=lambda t, p: p)
     history = model.fit(
         [xa, xv, y], np.zeros(len(y), "float32"), batch_size=16, epochs=15, shuffle=False, verbose=0
@@ -181,7 +156,7 @@ def test_fit_lowers_the_loss_of_a_two_tower_model(loss_cls, kw):
 
 
 def test_functional_model_returns_scores_and_reloads(tmp_path):
-    xa, xv, y = _av_data(n=8)
+    xa, xv, y = av_blobs(n=8)
     za = keras.Input((8,))
     zv = keras.Input((8,))
     lab = keras.Input((), dtype="int32")

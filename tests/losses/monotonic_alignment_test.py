@@ -2,17 +2,7 @@ import numpy as np
 import pytest
 
 from kerasadml.losses.monotonic_alignment import MonotonicAlignment
-from tests.helpers import backend_name, roundtrip, to_numpy, value_and_grad
-
-
-def compiled(fn):
-    """``jax.jit(fn)`` under JAX (eager JAX runs op by op and compiles every op: slow);
-    ``fn`` itself under TensorFlow, where eager execution is quick."""
-    if backend_name() == "jax":
-        import jax
-
-        return jax.jit(fn)
-    return fn
+from tests.helpers import compiled, lengths_to_mask, roundtrip, to_numpy, value_and_grad
 
 
 def mm_reference(affinity, text_lengths, audio_lengths, g=0.2):
@@ -30,10 +20,6 @@ def mm_reference(affinity, text_lengths, audio_lengths, g=0.2):
     return out
 
 
-def _masks(lengths, size):
-    return np.arange(size)[None, :] < np.asarray(lengths)[:, None]
-
-
 def _softmax(x):
     e = np.exp(x - x.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
@@ -44,7 +30,7 @@ def test_matches_numpy_reference_with_ragged_lengths(g):
     rng = np.random.RandomState(0)
     tt, ta = [5, 3, 7], [9, 12, 4]
     affinity = _softmax(rng.randn(3, 7, 12)).astype("float32")
-    got = to_numpy(MonotonicAlignment(g=g)(affinity, _masks(tt, 7), _masks(ta, 12)))
+    got = to_numpy(MonotonicAlignment(g=g)(affinity, lengths_to_mask(tt, 7), lengths_to_mask(ta, 12)))
     np.testing.assert_allclose(got, mm_reference(affinity, tt, ta, g), rtol=1e-5, atol=1e-7)
 
 
@@ -73,14 +59,14 @@ def test_padding_never_changes_a_result():
     base = to_numpy(fn(affinity, None, None))
     padded = 100.0 * rng.rand(2, 6, 9).astype("float32")  # garbage in the padding
     padded[:, :4, :5] = affinity
-    got = to_numpy(fn(padded, _masks([4, 4], 6), _masks([5, 5], 9)))
+    got = to_numpy(fn(padded, lengths_to_mask([4, 4], 6), lengths_to_mask([5, 5], 9)))
     np.testing.assert_allclose(got, base, rtol=1e-6, atol=1e-7)
 
 
 def test_empty_pair_gives_zero_and_gradient_is_the_weight_map():
     affinity = np.random.rand(2, 3, 4).astype("float32")
-    tm = _masks([3, 0], 3)
-    am = _masks([2, 4], 4)
+    tm = lengths_to_mask([3, 0], 3)
+    am = lengths_to_mask([2, 4], 4)
     loss = MonotonicAlignment()
     values = to_numpy(loss(affinity, tm, am))
     assert values[1] == 0.0

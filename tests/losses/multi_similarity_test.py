@@ -10,26 +10,12 @@ from kerasadml.losses.base import (
     validate_embeddings,
 )
 from kerasadml.losses.multi_similarity import MultiSimilarity, ProxyMS, log1p_sum_exp
-from tests.helpers import backend_name, roundtrip, to_numpy, value_and_grad
-
-
-def compiled(fn):
-    """``jax.jit(fn)`` under JAX (eager JAX runs op by op and compiles every op: slow);
-    ``fn`` itself under TensorFlow, where eager execution is quick."""
-    if backend_name() == "jax":
-        import jax
-
-        return jax.jit(fn)
-    return fn
-
-
-def _normalize(x):
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+from tests.helpers import compiled, roundtrip, to_numpy, unit_rows, value_and_grad
 
 
 def ms_reference(x, y, r, ry, mask, rmask, alpha, beta, lam, exclude_self):
     """Loop-based Multi-Similarity in float64."""
-    sim = _normalize(x.astype("float64")) @ _normalize(r.astype("float64")).T
+    sim = unit_rows(x.astype("float64")) @ unit_rows(r.astype("float64")).T
     out = np.zeros(len(x))
     for i in range(len(x)):
         if not mask[i]:
@@ -51,7 +37,7 @@ def test_cosine_similarity_matrix_and_zero_rows():
     b = np.random.randn(3, 5).astype("float32")
     b[1] = 0.0
     got = to_numpy(cosine_similarity_matrix(a, b))
-    expected = _normalize(a) @ (b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-6)).T
+    expected = unit_rows(a) @ (b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-6)).T
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     assert np.all(got[:, 1] == 0.0)
 

@@ -9,16 +9,7 @@ import pytest
 
 from kerasadml.losses.base import reduce_loss
 from kerasadml.losses.proxy_nce import ProxyNCE
-from tests.helpers import backend_name, roundtrip, to_numpy, value_and_grad
-
-
-def compiled(fn):
-    """``jax.jit(fn)`` under JAX (eager JAX is slow op by op); ``fn`` under TensorFlow."""
-    if backend_name() == "jax":
-        import jax
-
-        return jax.jit(fn)
-    return fn
+from tests.helpers import compiled, roundtrip, to_numpy, value_and_grad
 
 
 def _normalize(x):

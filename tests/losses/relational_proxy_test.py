@@ -4,21 +4,7 @@ import pytest
 
 from kerasadml.losses.base import reduce_loss
 from kerasadml.losses.relational_proxy import RelationalProxy
-from tests.helpers import backend_name, roundtrip, to_numpy, value_and_grad
-
-
-def compiled(fn):
-    """``jax.jit(fn)`` under JAX (eager JAX runs op by op and compiles every op: slow);
-    ``fn`` itself under TensorFlow, where eager execution is quick."""
-    if backend_name() == "jax":
-        import jax
-
-        return jax.jit(fn)
-    return fn
-
-
-def _normalize(x):
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+from tests.helpers import compiled, roundtrip, to_numpy, unit_rows, value_and_grad
 
 
 def _huber(x):
@@ -26,7 +12,7 @@ def _huber(x):
 
 
 def asyp_reference(x, y, p, py, mask, pmask, alpha, beta, lam):
-    sim = _normalize(x) @ _normalize(p).T
+    sim = unit_rows(x) @ unit_rows(p).T
     pos_terms = []
     for q in range(len(p)):
         s = sim[mask & (y == py[q]), q]
@@ -41,7 +27,7 @@ def asyp_reference(x, y, p, py, mask, pmask, alpha, beta, lam):
 
 def keyword_means_reference(audio, al, text, tl, am, tm, normalize=True):
     if normalize:
-        audio, text = _normalize(audio), _normalize(text)
+        audio, text = unit_rows(audio), unit_rows(text)
     keywords = []
     for k in range(len(text)):
         c = tl[k]
@@ -68,8 +54,8 @@ def relational_reference(a, t, distance_weight=1.0, angle_weight=2.0, max_angle_
                 for k in range(m):
                     if len({i, j, k}) < 3:
                         continue
-                    ca = np.dot(_normalize((a[i] - a[j])[None])[0], _normalize((a[k] - a[j])[None])[0])
-                    ct = np.dot(_normalize((t[i] - t[j])[None])[0], _normalize((t[k] - t[j])[None])[0])
+                    ca = np.dot(unit_rows((a[i] - a[j])[None])[0], unit_rows((a[k] - a[j])[None])[0])
+                    ct = np.dot(unit_rows((t[i] - t[j])[None])[0], unit_rows((t[k] - t[j])[None])[0])
                     diffs.append(ca - ct)
         total += angle_weight * _huber(np.array(diffs)).mean()
     return total

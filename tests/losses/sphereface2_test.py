@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kerasadml.losses.sphereface2 import SphereFace2
-from tests.helpers import roundtrip, to_numpy, value_and_grad
+from tests.helpers import class_blobs, roundtrip, to_numpy, value_and_grad
 
 
 def _softplus(x):
@@ -157,14 +157,6 @@ def test_config_roundtrip():
     assert restored.get_config() == layer.get_config()
 
 
-def _toy(n=64, c=4, d=8, seed=0):
-    rng = np.random.RandomState(seed)
-    centers = rng.randn(c, d) * 2
-    y = np.arange(n) % c
-    x = (centers[y] + rng.randn(n, d)).astype("float32")
-    return x, y.astype("int32")
-
-
 def _model(c=4, d=8):
     emb = keras.Input((d,))
     lab = keras.Input((), dtype="int32")
@@ -174,7 +166,7 @@ def _model(c=4, d=8):
 
 
 def test_fit_trains_kernel_and_bias_and_lowers_the_loss():
-    x, y = _toy()
+    x, y = class_blobs()
     model = _model()
     model.compile(optimizer=keras.optimizers.Adam(0.05), loss=lambda y_true, y_pred: y_pred)
     sf2 = model.get_layer("sf2")
@@ -189,7 +181,7 @@ def test_fit_trains_kernel_and_bias_and_lowers_the_loss():
 
 
 def test_saved_model_restores_kernel_and_bias(tmp_path):
-    x, y = _toy(n=8)
+    x, y = class_blobs(n=8)
     model = _model()
     sf2 = model.get_layer("sf2")
     sf2.bias.assign(-1.25)

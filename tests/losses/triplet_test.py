@@ -5,17 +5,21 @@ import numpy as np
 import pytest
 
 from kerasadml.losses.triplet import AATriplet, Triplet
-from tests.helpers import roundtrip, to_numpy, value_and_grad
-
-
-def _unit(x):
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+from tests.helpers import (
+    av_blobs,
+    pair_batch,
+    roundtrip,
+    to_numpy,
+    two_tower_model,
+    unit_rows,
+    value_and_grad,
+)
 
 
 def _np_triplet(
     a, la, r, lr, margin, mining, distance, mask=None, ref_mask=None, exclude_self=False
 ):
-    a, r = _unit(a.astype("float64")), _unit(r.astype("float64"))
+    a, r = unit_rows(a.astype("float64")), unit_rows(r.astype("float64"))
     out = np.zeros(len(a))
     for i in range(len(a)):
         if mask is not None and not mask[i]:
@@ -39,20 +43,10 @@ def _np_triplet(
     return out
 
 
-def _batch(n=10, m=12, d=6, c=3, seed=0):
-    rng = np.random.RandomState(seed)
-    return (
-        rng.randn(n, d).astype("float32"),
-        rng.randint(0, c, n),
-        rng.randn(m, d).astype("float32"),
-        rng.randint(0, c, m),
-    )
-
-
 @pytest.mark.parametrize("mining", ["batch_hard", "all"])
 @pytest.mark.parametrize("distance", ["cosine", "euclidean"])
 def test_cross_modal_values_match_numpy(mining, distance):
-    a, la, r, lr = _batch()
+    a, la, r, lr = pair_batch()
     loss = Triplet(margin=0.4, mining=mining, distance=distance)
     got = to_numpy(loss(a, la, r, lr))
     ref = _np_triplet(a, la, r, lr, 0.4, mining, distance)
@@ -63,14 +57,14 @@ def test_cross_modal_values_match_numpy(mining, distance):
 
 @pytest.mark.parametrize("mining", ["batch_hard", "all"])
 def test_same_set_excludes_the_anchor_itself(mining):
-    a, la, _, _ = _batch()
+    a, la, _, _ = pair_batch()
     got = to_numpy(Triplet(margin=0.3, mining=mining)(a, la))
     ref = _np_triplet(a, la, a, la, 0.3, mining, "cosine", exclude_self=True)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
 
 
 def test_anchors_without_positive_or_negative_get_zero():
-    a, _, r, _ = _batch(n=4, m=5)
+    a, _, r, _ = pair_batch(n=4, m=5)
     la = np.array([0, 0, 7, 0])
     lr = np.zeros(5, int)  # no negatives for label 0, no positive for label 7
     got = to_numpy(Triplet(margin=0.4)(a, la, r, lr))
@@ -81,7 +75,7 @@ def test_anchors_without_positive_or_negative_get_zero():
 
 @pytest.mark.parametrize("mining", ["batch_hard", "all"])
 def test_masks_match_numpy_and_padding_changes_nothing(mining):
-    a, la, r, lr = _batch()
+    a, la, r, lr = pair_batch()
     mask = np.array([True] * 7 + [False] * 3)
     ref_mask = np.array([True] * 8 + [False] * 4)
     loss = Triplet(mining=mining)
@@ -94,7 +88,7 @@ def test_masks_match_numpy_and_padding_changes_nothing(mining):
 
 
 def test_gradients_are_finite_for_identical_vectors():
-    a, la, _, _ = _batch(n=4, m=4)
+    a, la, _, _ = pair_batch(n=4, m=4)
     r = a.copy()  # zero distances between matching items
     for distance in ["cosine", "euclidean"]:
         loss = Triplet(distance=distance, mining="all")
@@ -105,7 +99,7 @@ def test_gradients_are_finite_for_identical_vectors():
 @pytest.mark.parametrize("mining", ["batch_hard", "all"])
 @pytest.mark.parametrize("aggregation", ["attention", "mean"])
 def test_aa_variant_is_the_plain_loss_at_its_proxies(mining, aggregation):
-    a, la, r, lr = _batch()
+    a, la, r, lr = pair_batch()
     aa = AATriplet(margin=0.4, mining=mining, k=3, num_heads=2, key_dim=4, aggregation=aggregation)
     got, scores = aa(a, la, r, lr, return_scores=True)
     proxies, ref_scores = aa.proxy(a)
@@ -122,7 +116,7 @@ def test_aa_variant_is_the_plain_loss_at_its_proxies(mining, aggregation):
 
 
 def test_aa_variant_with_padding():
-    a, la, r, lr = _batch()
+    a, la, r, lr = pair_batch()
     mask = np.array([True] * 8 + [False] * 2)
     aa = AATriplet(k=2, num_heads=2, key_dim=4)
     got = to_numpy(aa(a, la, r, lr, mask=mask))
@@ -131,7 +125,7 @@ def test_aa_variant_with_padding():
 
 
 def test_rejects_bad_arguments():
-    a, la, r, lr = _batch()
+    a, la, r, lr = pair_batch()
     with pytest.raises(ValueError, match="mining"):
         Triplet(mining="semi")
     with pytest.raises(ValueError, match="distance"):
@@ -166,31 +160,12 @@ def test_config_roundtrips():
         assert restored.get_config() == loss.get_config()
 
 
-def _two_tower(loss_cls, **kw):
-    xa = keras.Input((6,), name="audio")
-    xv = keras.Input((10,), name="visual")
-    y = keras.Input((), dtype="int32", name="label")
-    za = keras.layers.Dense(8, name="audio_tower")(xa)
-    zv = keras.layers.Dense(8, name="visual_tower")(xv)
-    audio_anchors = loss_cls(name="a2v", **kw)(za, y, zv, y)
-    visual_anchors = loss_cls(name="v2a", **kw)(zv, y, za, y)
-    return keras.Model([xa, xv, y], audio_anchors + visual_anchors)
-
-
-def _av_data(n=64, c=4, seed=0):
-    rng = np.random.RandomState(seed)
-    y = np.arange(n) % c
-    xa = (rng.randn(c, 6)[y] + 0.5 * rng.randn(n, 6)).astype("float32")
-    xv = (rng.randn(c, 10)[y] + 0.5 * rng.randn(n, 10)).astype("float32")
-    return xa, xv, y.astype("int32")
-
-
 @pytest.mark.parametrize(
     "loss_cls,kw", [(Triplet, {}), (AATriplet, {"k": 2, "num_heads": 2, "key_dim": 4})]
 )
 def test_fit_lowers_the_loss_of_a_two_tower_model(loss_cls, kw):
-    xa, xv, y = _av_data()
-    model = _two_tower(loss_cls, **kw)
+    xa, xv, y = av_blobs()
+    model = two_tower_model(loss_cls, **kw)
     model.compile(optimizer=keras.optimizers.Adam(0.02), loss=lambda t, p: p)
     history = model.fit(
         [xa, xv, y], np.zeros(len(y), "float32"), batch_size=16, epochs=15, shuffle=False, verbose=0
@@ -200,8 +175,8 @@ def test_fit_lowers_the_loss_of_a_two_tower_model(loss_cls, kw):
 
 
 def test_saved_model_restores_the_proxy_weights(tmp_path):
-    xa, xv, y = _av_data(n=8)
-    model = _two_tower(AATriplet, k=2, num_heads=2, key_dim=4)
+    xa, xv, y = av_blobs(n=8)
+    model = two_tower_model(AATriplet, k=2, num_heads=2, key_dim=4)
     assert len(model.get_layer("a2v").trainable_weights) == 8
     path = os.path.join(tmp_path, "aa_triplet.keras")
     model.save(path)

@@ -14,7 +14,7 @@ import pytest
 
 from kerasadml.zoo import AADML, PresetError
 from kerasadml.zoo.presets import load_preset, preset_config
-from tests.zoo.aadml_test import TINY
+from tests.helpers import AADML_TINY as TINY
 
 
 def _model(seed):

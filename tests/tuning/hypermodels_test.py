@@ -7,21 +7,14 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from kerasadml.data.av.features import AVSplit
 from kerasadml.data.speech.synthphrase import build_synthphrase
 from kerasadml.tuning import ADML_SEARCH_SPACE, AADMLHyperModel, ADMLHyperModel
 from kerasadml.kws.training import kws_training_data
+from tests.helpers import ADML_TINY_SIZES, av_split
+from tests.helpers import AADML_TINY as _AADML_TINY
 
-ADML_TINY = dict(
-    embedding_dim=16,
-    audio_channels=16,
-    se_channels=4,
-    attention_channels=4,
-    text_units=8,
-    token_dim=8,
-    spec_augment=False,
-)
-AADML_TINY = dict(audio_dim=6, visual_dim=10, num_classes=3, embedding_dim=8, hidden_units=16, key_dim=4)
+ADML_TINY = dict(ADML_TINY_SIZES, spec_augment=False)  # the hypermodel sets num_keywords
+AADML_TINY = {k: v for k, v in _AADML_TINY.items() if k != "num_heads"}  # num_heads is searched
 
 
 @pytest.fixture(scope="module")
@@ -76,20 +69,10 @@ def test_adml_random_search_records_finite_val_eer(synth, tmp_path):
     assert best == min(trials, key=lambda t: t.score).hyperparameters.values
 
 
-def _split(n_per_class=8, seed=0):
-    centers = np.random.RandomState(42)
-    centers_a, centers_v = centers.randn(3, 6) * 2, centers.randn(3, 10) * 2
-    rng = np.random.RandomState(seed)
-    labels = np.repeat(np.arange(3), n_per_class)
-    audio = centers_a[labels] + rng.randn(len(labels), 6)
-    visual = centers_v[labels] + rng.randn(len(labels), 10)
-    return AVSplit(audio.astype("float32"), visual.astype("float32"), labels.astype("int64"))
-
-
 def test_aadml_random_search_records_finite_val_map(tmp_path):
     from kerasadml.data.av.dataset import make_av_dataset
 
-    train, valid = _split(seed=0), _split(seed=1)
+    train, valid = av_split(seed=0), av_split(seed=1)
     hypermodel = AADMLHyperModel(valid, config=AADML_TINY, adapt_split=train, max_k=4)
     tuner = keras_tuner.RandomSearch(
         hypermodel,
@@ -116,7 +99,7 @@ def test_aadml_random_search_records_finite_val_map(tmp_path):
 
 def test_search_space_follows_the_fixed_configuration():
     hp = keras_tuner.HyperParameters()
-    hypermodel = AADMLHyperModel(_split(), config={**AADML_TINY, "loss": "contrastive"})
+    hypermodel = AADMLHyperModel(av_split(), config={**AADML_TINY, "loss": "contrastive"})
     hypermodel.build(hp)
     assert set(hp.values) == {"temperature", "learning_rate"}
     assert hp.values["temperature"] == pytest.approx(0.1)  # default = the paper's value
@@ -134,7 +117,7 @@ def test_bad_arguments(synth):
     with pytest.raises(ValueError, match="AVSplit"):
         AADMLHyperModel(np.zeros((3, 3)))
     with pytest.raises(ValueError, match="'k'"):
-        AADMLHyperModel(_split(), config={**AADML_TINY, "k": 2})
+        AADMLHyperModel(av_split(), config={**AADML_TINY, "k": 2})
     # a fixed value is fine when it is not searched
     hm = ADMLHyperModel(4, csv, config={"lambda_adv": 0.3, **ADML_TINY}, tune=["learning_rate"])
     hp = keras_tuner.HyperParameters()
@@ -142,7 +125,7 @@ def test_bad_arguments(synth):
 
 
 def test_diverged_trial_is_reported_as_failed():
-    hypermodel = AADMLHyperModel(_split(), config=AADML_TINY)
+    hypermodel = AADMLHyperModel(av_split(), config=AADML_TINY)
     model = hypermodel.build(keras_tuner.HyperParameters())
 
     class _History:

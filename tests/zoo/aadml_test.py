@@ -6,18 +6,8 @@ import pytest
 
 from kerasadml.data.av.features import AVSplit
 from kerasadml.zoo import AADML, PresetError
-
-TINY = dict(audio_dim=6, visual_dim=10, num_classes=3, embedding_dim=8, hidden_units=16, num_heads=2, key_dim=4)
-
-
-def _split(n_per_class=8, seed=0):
-    centers = np.random.RandomState(42)  # the same classes in every split
-    centers_a, centers_v = centers.randn(3, 6) * 2, centers.randn(3, 10) * 2
-    rng = np.random.RandomState(seed)
-    labels = np.repeat(np.arange(3), n_per_class)
-    audio = centers_a[labels] + rng.randn(len(labels), 6)
-    visual = centers_v[labels] + rng.randn(len(labels), 10)
-    return AVSplit(audio.astype("float32"), visual.astype("float32"), labels.astype("int64"))
+from tests.helpers import AADML_TINY as TINY
+from tests.helpers import av_split as _split
 
 
 def _batch(split):

@@ -8,17 +8,12 @@ import pytest
 
 from kerasadml.losses.proxy_nce import ProxyNCE
 from kerasadml.zoo import ADML
+from tests.helpers import ADML_TINY, to_numpy
 from tests.losses.proxy_nce_test import proxy_nce_reference
 
 RECIPE = dict(
+    ADML_TINY,
     num_keywords=6,
-    embedding_dim=16,
-    audio_channels=16,
-    se_channels=4,
-    attention_channels=4,
-    text_units=8,
-    token_dim=8,
-    spec_augment=False,
     utterance_loss="proxy_nce",
     nce_scale=12.0,
     nce_margin=0.15,
@@ -56,10 +51,6 @@ def _batch(labels=(0, 0, 1, 1, 3, 3), seed=0):
     }
 
 
-def _np(x):
-    return np.asarray(keras.ops.convert_to_numpy(x))
-
-
 @pytest.fixture(scope="module")
 def fitted():
     keras.utils.set_random_seed(0)
@@ -75,11 +66,11 @@ def test_recipe_fits_and_updates_its_counters_and_memory(fitted):
     assert isinstance(model.utterance_loss, ProxyNCE)
     assert model.aligner.similarity == "cosine" and model.text_encoder.pooling == "attention"
     assert all(np.all(np.isfinite(history[k])) for k in ("loss", "loss_utt", "loss_key", "loss_phn"))
-    assert float(_np(model.loss_step)) == 3.0
+    assert float(to_numpy(model.loss_step)) == 3.0
     # the memory holds exactly the keywords seen in training, as unit vectors
-    filled = _np(model.proxy_filled)
+    filled = to_numpy(model.proxy_filled)
     np.testing.assert_array_equal(filled, [1, 1, 0, 1, 0, 0])
-    bank = _np(model.proxy_bank)
+    bank = to_numpy(model.proxy_bank)
     np.testing.assert_allclose(np.linalg.norm(bank[[0, 1, 3]], axis=1), 1.0, rtol=1e-5)
     assert np.all(bank[[2, 4, 5]] == 0.0)
     # they are state, not trained weights
@@ -94,8 +85,8 @@ def test_utterance_loss_uses_the_memory_for_keywords_absent_from_the_batch(fitte
     batch = _batch(labels=(0, 0, 2, 2, 5, 5), seed=1)
     y_pred = model(batch, training=False)
     terms = model.loss_terms(batch, y_pred, training=False)
-    ea, et = _np(y_pred["audio_embedding"]), _np(y_pred["text_embedding"])
-    bank, filled = _np(model.proxy_bank), _np(model.proxy_filled) > 0
+    ea, et = to_numpy(y_pred["audio_embedding"]), to_numpy(y_pred["text_embedding"])
+    bank, filled = to_numpy(model.proxy_bank), to_numpy(model.proxy_filled) > 0
     labels = batch["label"]
     # memory rows count for filled keywords not in the batch: 1 and 3 (0 is in the batch)
     bank_mask = filled & ~np.isin(np.arange(6), labels)
@@ -104,12 +95,12 @@ def test_utterance_loss_uses_the_memory_for_keywords_absent_from_the_batch(fitte
         ea, labels, np.concatenate([et, bank]), np.concatenate([labels, np.arange(6)]),
         pmask=np.concatenate([np.ones(6, bool), bank_mask]), scale=12.0, margin=0.15,
     ).mean()
-    np.testing.assert_allclose(float(_np(terms["weighted"]["utt"])), expected, rtol=1e-4)
+    np.testing.assert_allclose(float(to_numpy(terms["weighted"]["utt"])), expected, rtol=1e-4)
     without_memory = proxy_nce_reference(ea, labels, et, labels, scale=12.0, margin=0.15).mean()
     assert abs(expected - without_memory) > 1e-4
     # training=False leaves the counter and the memory as they were
-    assert float(_np(model.loss_step)) == 3.0
-    np.testing.assert_array_equal(_np(model.proxy_filled), [1, 1, 0, 1, 0, 0])
+    assert float(to_numpy(model.loss_step)) == 3.0
+    np.testing.assert_array_equal(to_numpy(model.proxy_filled), [1, 1, 0, 1, 0, 0])
 
 
 @pytest.mark.slow
@@ -117,14 +108,14 @@ def test_warmup_ramps_the_keyword_phoneme_and_adversarial_terms():
     keras.utils.set_random_seed(1)
     model = ADML(**RECIPE)
     model.build()
-    assert float(_np(model.loss_step)) == 0.0
+    assert float(to_numpy(model.loss_step)) == 0.0
     batch = _batch()
     y_pred = model(batch, training=False)
 
     def weighted():
         terms = model.loss_terms(batch, y_pred, training=False)
-        return {k: float(_np(v)) for k, v in terms["weighted"].items()}, {
-            k: float(_np(v)) for k, v in terms["logged"].items()
+        return {k: float(to_numpy(v)) for k, v in terms["weighted"].items()}, {
+            k: float(to_numpy(v)) for k, v in terms["logged"].items()
         }
 
     at_zero, logged = weighted()
@@ -146,7 +137,7 @@ def test_warmup_ramps_the_keyword_phoneme_and_adversarial_terms():
     # a training call counts the step
     model.loss_step.assign(0.0)
     model.loss_terms(batch, y_pred, training=True)
-    assert float(_np(model.loss_step)) == 1.0
+    assert float(to_numpy(model.loss_step)) == 1.0
 
 
 def test_without_warmup_or_memory_there_is_no_extra_state():
@@ -163,18 +154,18 @@ def test_default_optimizer_schedule():
     assert isinstance(optimizer, keras.optimizers.AdamW)
     assert optimizer.weight_decay == pytest.approx(1e-4) and optimizer.clipnorm == pytest.approx(5.0)
     schedule = optimizer._learning_rate
-    rate = {step: float(_np(schedule(step))) for step in (0, 2, 5, 50, 100)}
+    rate = {step: float(to_numpy(schedule(step))) for step in (0, 2, 5, 50, 100)}
     assert rate[0] == 0.0
     assert rate[2] == pytest.approx(0.4e-3, rel=1e-4)  # linear warm-up over 5 % = 5 steps
     assert rate[5] == pytest.approx(1e-3, rel=1e-5)  # the peak
-    assert max(float(_np(schedule(s))) for s in (1, 3, 4, 6, 10, 30)) < 1e-3  # 5 is the peak
+    assert max(float(to_numpy(schedule(s))) for s in (1, 3, 4, 6, 10, 30)) < 1e-3  # 5 is the peak
     assert rate[100] == pytest.approx(1e-5, rel=1e-3)  # 1 % of the peak at the end
     assert rate[5] > rate[50] > rate[100]
     other = ADML.default_optimizer(total_steps=1000, learning_rate=3e-3, warmup_fraction=0.1)._learning_rate
-    assert float(_np(other(100))) == pytest.approx(3e-3, rel=1e-5)
-    assert float(_np(other(1000))) == pytest.approx(3e-5, rel=1e-3)
+    assert float(to_numpy(other(100))) == pytest.approx(3e-3, rel=1e-5)
+    assert float(to_numpy(other(1000))) == pytest.approx(3e-5, rel=1e-3)
     constant = ADML.default_optimizer()
-    assert float(_np(constant.learning_rate)) == pytest.approx(1e-3)
+    assert float(to_numpy(constant.learning_rate)) == pytest.approx(1e-3)
     with pytest.raises(ValueError, match="total_steps"):
         ADML.default_optimizer(total_steps=0)
 
@@ -202,11 +193,11 @@ def test_preset_roundtrip_keeps_outputs_memory_and_counter(fitted, tmp_path):
         assert restored.get_config()[key] == RECIPE[key], key
     texts = ["turn on the light", "stop", "hello world"]
     np.testing.assert_allclose(restored.embed_text(texts), model.embed_text(texts), rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(_np(restored.proxy_filled), _np(model.proxy_filled))
-    np.testing.assert_allclose(_np(restored.proxy_bank), _np(model.proxy_bank), rtol=1e-6)
-    assert float(_np(restored.loss_step)) == 3.0
+    np.testing.assert_array_equal(to_numpy(restored.proxy_filled), to_numpy(model.proxy_filled))
+    np.testing.assert_allclose(to_numpy(restored.proxy_bank), to_numpy(model.proxy_bank), rtol=1e-6)
+    assert float(to_numpy(restored.loss_step)) == 3.0
     np.testing.assert_allclose(
-        float(_np(restored.aligner.log_scale)), float(_np(model.aligner.log_scale)), rtol=1e-6
+        float(to_numpy(restored.aligner.log_scale)), float(to_numpy(model.aligner.log_scale)), rtol=1e-6
     )
 
 

@@ -14,18 +14,9 @@ from kerasadml.data.audio_io import AudioError
 from kerasadml.data.speech.phonemizer import PhonemizerError
 from kerasadml.zoo import ADML, PresetError
 from kerasadml.zoo.adml import LOSS_TERMS
+from tests.helpers import ADML_TINY as TINY
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-TINY = dict(
-    num_keywords=4,
-    embedding_dim=16,
-    audio_channels=16,
-    se_channels=4,
-    attention_channels=4,
-    text_units=8,
-    token_dim=8,
-    spec_augment=False,
-)
 
 
 def _batch(seed=0):

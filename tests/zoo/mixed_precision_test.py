@@ -7,10 +7,8 @@ import pytest
 
 from kerasadml.zoo import AADML, ADML
 from kerasadml.zoo.adml import LOSS_TERMS
-from tests.zoo.aadml_test import TINY as AADML_TINY
+from tests.helpers import AADML_TINY, ADML_TINY, av_split
 from tests.zoo.aadml_test import _batch as aadml_batch
-from tests.zoo.aadml_test import _split
-from tests.zoo.adml_test import TINY as ADML_TINY
 from tests.zoo.adml_test import _batch as adml_batch
 
 POLICIES = ["mixed_float16", "mixed_bfloat16"]
@@ -63,7 +61,7 @@ def test_adml_trains_without_nan(policy):
 
 @pytest.mark.parametrize("policy", POLICIES, indirect=True)
 def test_aadml_trains_without_nan(policy):
-    split = _split()
+    split = av_split()
     # a constant feature (real visual features have some): 0 / epsilon in the normaliser
     split.visual[:, 0] = 1.0
     model = AADML(**AADML_TINY)
@@ -78,7 +76,7 @@ def test_aadml_trains_without_nan(policy):
     for key in ("loss", "loss_metric", "loss_label"):
         assert np.all(np.isfinite(history[key])), (key, history[key])
     assert min(history["loss"][-3:]) < history["loss"][0], history["loss"]
-    assert 0.0 <= model.evaluate(_split(seed=1))["MAP"] <= 1.0
+    assert 0.0 <= model.evaluate(av_split(seed=1))["MAP"] <= 1.0
 
 
 @pytest.mark.parametrize("policy", POLICIES, indirect=True)
