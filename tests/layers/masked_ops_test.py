@@ -7,11 +7,7 @@ import numpy as np
 import pytest
 
 from kerasadml.layers import MaskedAttentionPooling, MaskedAveragePooling, MaskedDense, PaddingMask
-from tests.helpers import roundtrip, to_numpy
-
-
-def _lengths_to_mask(lengths, steps):
-    return np.arange(steps)[None, :] < np.asarray(lengths)[:, None]
+from tests.helpers import dense_reference, lengths_to_mask, roundtrip, to_numpy
 
 
 def _forward(layer, x, mask=None):
@@ -25,16 +21,10 @@ def _forward(layer, x, mask=None):
     return np.asarray(model.predict_on_batch([x, mask]))
 
 
-def _dense(layer):
-    kernel = to_numpy(layer.kernel).astype("float64")
-    bias = to_numpy(layer.bias).astype("float64")
-    return lambda x: x @ kernel + bias
-
-
 def _inputs(batch=3, steps=6, dim=5, seed=0):
     rng = np.random.RandomState(seed)
     x = rng.randn(batch, steps, dim).astype("float32")
-    mask = _lengths_to_mask([steps, 2, 4][:batch], steps)
+    mask = lengths_to_mask([steps, 2, 4][:batch], steps)
     return x, mask
 
 
@@ -58,12 +48,12 @@ def test_masked_dense_matches_reference_and_zeros_padding():
     x, mask = _inputs()
     layer = MaskedDense(4)
     got = _forward(layer, x, mask)
-    expected = _dense(layer.dense)(x.astype("float64")) * mask[..., None]
+    expected = dense_reference(layer.dense)(x.astype("float64")) * mask[..., None]
     assert got.shape == (3, 6, 4)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     assert np.all(got[~mask] == 0.0)
     # without a mask every frame is projected
-    np.testing.assert_allclose(_forward(layer, x), _dense(layer.dense)(x.astype("float64")), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_forward(layer, x), dense_reference(layer.dense)(x.astype("float64")), rtol=1e-5, atol=1e-6)
     assert layer.compute_output_shape((None, 7, 5)) == (None, 7, 4)
 
 
@@ -106,7 +96,7 @@ def attention_pooling_reference(layer, x, mask):
     x = x.astype("float64")
     batch, steps, dim = x.shape
     heads = layer.num_heads
-    scores = _dense(layer.score)(x)  # (B, T, H)
+    scores = dense_reference(layer.score)(x)  # (B, T, H)
     pooled = np.zeros((batch, heads, dim))
     for b in range(batch):
         valid = mask[b]
@@ -117,7 +107,7 @@ def attention_pooling_reference(layer, x, mask):
             a = np.exp(s - s.max())
             a /= a.sum()
             pooled[b, h] = a @ x[b, valid]
-    return _dense(layer.project)(pooled.reshape(batch, heads * dim))
+    return dense_reference(layer.project)(pooled.reshape(batch, heads * dim))
 
 
 @pytest.mark.parametrize("heads", [1, 3])
@@ -146,7 +136,7 @@ def test_attention_pooling_heads_can_differ_from_the_mean():
     # the same weights with zero scores give the projection of the masked means
     layer.score.kernel.assign(np.zeros((5, 2), "float32"))
     means = np.stack([x[b, mask[b]].mean(0) for b in range(3)]).astype("float64")
-    uniform = _dense(layer.project)(np.concatenate([means, means], axis=1))
+    uniform = dense_reference(layer.project)(np.concatenate([means, means], axis=1))
     np.testing.assert_allclose(_forward(layer, x, mask), uniform, rtol=1e-4, atol=1e-5)
     assert np.abs(got - uniform).max() > 1e-2
 
@@ -207,7 +197,7 @@ def test_attention_pooling_fit_lowers_a_loss():
     n, steps, dim = 128, 6, 4
     x = rng.randn(n, steps, dim).astype("float32")
     x[:, :, 0] = 0.0
-    mask = _lengths_to_mask(rng.randint(2, steps + 1, size=n), steps)
+    mask = lengths_to_mask(rng.randint(2, steps + 1, size=n), steps)
     marked = np.array([rng.randint(0, mask[i].sum()) for i in range(n)])
     x[np.arange(n), marked, 0] = 4.0
     target = x[np.arange(n), marked, 1:2]
@@ -220,3 +210,71 @@ def test_attention_pooling_fit_lowers_a_loss():
     losses = model.fit([x, mask], target, epochs=25, batch_size=32, verbose=0).history["loss"]
     assert np.all(np.isfinite(losses))
     assert losses[-1] < 0.5 * losses[0]
+
+
+# ------------------------------------------------------- masks from PaddingMask / Keras
+def test_padding_mask_drives_the_masked_layers_in_a_model():
+    """The phoneme-encoder wiring: ids -> PaddingMask -> explicit masks of MaskedDense and
+    the poolings, against numpy (embedding lookup, projection, masked mean)."""
+    ids = np.array([[5, 3, 0, 0, 0], [2, 7, 4, 1, 0], [6, 0, 0, 0, 0]], "int32")
+    ids_in = keras.Input((None,), dtype="int32")
+    mask = PaddingMask()(ids_in)
+    embed = keras.layers.Embedding(8, 4)
+    dense = MaskedDense(3)
+    frames = dense(embed(ids_in), mask=mask)
+    model = keras.Model(ids_in, [frames, MaskedAveragePooling()(frames, mask=mask)])
+    got_frames, got_mean = model.predict_on_batch(ids)
+    valid = ids != 0
+    table = to_numpy(embed.embeddings).astype("float64")
+    expected = dense_reference(dense.dense)(table[ids]) * valid[..., None]
+    np.testing.assert_allclose(got_frames, expected, rtol=1e-5, atol=1e-6)
+    assert np.all(got_frames[~valid] == 0.0)
+    means = np.stack([expected[b, valid[b]].mean(0) for b in range(3)])
+    np.testing.assert_allclose(got_mean, means, rtol=1e-5, atol=1e-6)
+    assert PaddingMask().compute_output_shape((None, 7)) == (None, 7)
+
+
+def test_keras_mask_is_used_when_no_mask_is_passed():
+    """``supports_masking``: a Keras mask carried by the inputs (``Embedding(mask_zero=True)``)
+    reaches MaskedDense and the poolings as if passed explicitly."""
+    ids = np.array([[5, 3, 0, 0], [2, 7, 4, 1], [6, 0, 0, 0]], "int32")
+    ids_in = keras.Input((None,), dtype="int32")
+    embed = keras.layers.Embedding(8, 4, mask_zero=True)
+    dense = MaskedDense(4)
+    attention = MaskedAttentionPooling(num_heads=2)
+    frames = dense(embed(ids_in))
+    implicit = keras.Model(ids_in, [frames, MaskedAveragePooling()(frames), attention(frames)])
+    got_frames, got_mean, got_attention = implicit.predict_on_batch(ids)
+
+    valid = ids != 0
+    x = to_numpy(embed.embeddings).astype("float64")[ids]
+    expected = dense_reference(dense.dense)(x) * valid[..., None]
+    np.testing.assert_allclose(got_frames, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        got_mean, np.stack([expected[b, valid[b]].mean(0) for b in range(3)]), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        got_attention, attention_pooling_reference(attention, expected, valid), rtol=1e-4, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("dtype", ["int32", "float32"])
+def test_masks_may_be_zero_one_numbers(dtype):
+    """A 0/1 mask of numbers means the same as the boolean mask."""
+    x, mask = _inputs(seed=10)
+    numeric = mask.astype(dtype)
+    for layer in (MaskedDense(3), MaskedAveragePooling(), MaskedAttentionPooling(num_heads=2)):
+        boolean = _forward(layer, x, mask)
+        x_in = keras.Input(x.shape[1:])
+        m_in = keras.Input(mask.shape[1:], dtype=dtype)
+        got = keras.Model([x_in, m_in], layer(x_in, mask=m_in)).predict_on_batch([x, numeric])
+        np.testing.assert_allclose(got, boolean, rtol=1e-6, atol=1e-6, err_msg=type(layer).__name__)
+
+
+def test_pooled_outputs_carry_no_mask_and_masked_dense_keeps_it():
+    """The poolings remove the time axis, so they return no mask; MaskedDense is
+    frame-wise and passes the frame mask on."""
+    x, mask = _inputs(seed=11)
+    assert MaskedAveragePooling().compute_mask(x, mask) is None
+    assert MaskedAttentionPooling().compute_mask(x, mask) is None
+    np.testing.assert_array_equal(to_numpy(MaskedDense(3).compute_mask(x, mask)), mask)
