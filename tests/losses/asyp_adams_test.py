@@ -79,7 +79,7 @@ def test_matches_numpy_reference_with_random_per_class_parameters(positive_proxi
     pmask = np.array([True, True, False, True, True, True])
     loss = AsyPAdaMS(num_classes=5, positive_proxies_only=positive_proxies_only)
     _set_parameters(loss, alphas, betas, lams)
-    got = to_numpy(compiled(lambda *a: loss(*a[:4], mask=a[4], proxy_mask=a[5]))(x, y, p, py, mask, pmask))
+    got = to_numpy(compiled(lambda *a: loss(*a[:4], mask=a[4], ref_mask=a[5]))(x, y, p, py, mask, pmask))
     expected, total = asyp_reference(x, y, p, py, mask, pmask, alphas, betas, lams, positive_proxies_only)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
     # The mean over the valid data points is the loss L of docs/methods.md §1.3.3.
@@ -102,7 +102,7 @@ def test_non_adaptive_has_no_weights_and_uses_constants():
 def test_padding_never_changes_a_result():
     x, y, p, py = _batch()
     loss = AsyPAdaMS(num_classes=4)
-    fn = compiled(lambda *a: loss(*a[:4], mask=a[4], proxy_mask=a[5]))
+    fn = compiled(lambda *a: loss(*a[:4], mask=a[4], ref_mask=a[5]))
     base = to_numpy(fn(x, y, p, py, None, None))
     rng = np.random.RandomState(3)
     xp = np.concatenate([x, 100 * rng.randn(4, 6).astype("float32")])
