@@ -70,10 +70,11 @@ def test_roc_det_accepts_str_paths_booleans_and_no_title(tmp_path):
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
 def test_roc_det_bad_input_raises_and_writes_nothing(tmp_path, targets, scores, match):
     path = tmp_path / "bad.png"
+    open_before = set(plt.get_fignums())
     with pytest.raises(ValueError, match=match):
         plot_roc_det({"bad": (np.asarray(targets), np.asarray(scores))}, path)
     assert not path.exists()
-    plt.close("all")  # the failed call leaves its figure open (see the test report)
+    assert set(plt.get_fignums()) == open_before  # checked before a figure is made
 
 
 def test_affinity_writes_one_panel_per_matrix(tmp_path):
@@ -105,7 +106,12 @@ def test_affinity_shows_only_the_rows_of_the_phonemes(tmp_path):
 
 def test_affinity_bad_input_raises_and_writes_nothing(tmp_path):
     path = tmp_path / "bad.png"
-    with pytest.raises(ValueError):
+    open_before = set(plt.get_fignums())
+    with pytest.raises(ValueError, match="at least one"):
         plot_affinity([], [], [], path)  # no matrix: no panel to draw
+    with pytest.raises(ValueError, match="got 2, 1, 1"):
+        plot_affinity([np.ones((2, 3))] * 2, [["A", "B"]], ["t"], path)  # lists of different lengths
+    with pytest.raises(ValueError, match=r"matrices\[0\] must be 2-D"):
+        plot_affinity([np.ones(5)], [["A"]], ["t"], path)
     assert not path.exists()
-    plt.close("all")
+    assert set(plt.get_fignums()) == open_before
