@@ -78,3 +78,26 @@ def fsync_path(path: Path, directory: bool = False) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 hex digest of a file, read in 1 MB blocks (checkpoints, preset weights
+    and SynthPhrase clips are verified with it).
+
+    Args:
+        path: the file.
+
+    Raises:
+        OSError: the file cannot be read.
+
+    Example:
+        >>> sha256_file(__file__) == sha256_file(__file__)
+        True
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import keras
 
-from kerasadml.atomic import fsync_path
+from kerasadml.atomic import fsync_path, sha256_file
 import numpy as np
 
 from kerasadml.layers.gradient_reversal import dann_lambda
@@ -235,12 +235,6 @@ def model_fingerprint(model: keras.Model) -> dict:
     }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -350,7 +344,7 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
             problem = None
             if not path.is_file():
                 problem = "missing"
-            elif path.stat().st_size != entry.get("bytes") or _sha256(path) != entry.get("sha256"):
+            elif path.stat().st_size != entry.get("bytes") or sha256_file(path) != entry.get("sha256"):
                 problem = "damaged (size or checksum differs)"
             else:
                 try:
@@ -403,7 +397,7 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
             self.model.save_weights(str(temporary), overwrite=True)
             fsync_path(temporary)
             os.replace(temporary, final)
-            entry = {"epoch": epoch, "weights": name, "bytes": final.stat().st_size, "sha256": _sha256(final)}
+            entry = {"epoch": epoch, "weights": name, "bytes": final.stat().st_size, "sha256": sha256_file(final)}
             checkpoints = [entry] + [c for c in previous if c.get("weights") != name][: self.keep - 1]
             from kerasadml.atomic import atomic_write_json
 

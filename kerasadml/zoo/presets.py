@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime
 import glob
-import hashlib
 import importlib.resources
 import json
 import os
@@ -29,7 +28,8 @@ from typing import Any
 import keras
 
 import kerasadml
-from kerasadml.atomic import fsync_path
+from kerasadml.atomic import _umask, fsync_path, sha256_file
+from kerasadml.atomic import atomic_write_text as _atomic_write_text
 
 CONFIG_FILE = "config.json"
 METADATA_FILE = "metadata.json"
@@ -207,18 +207,6 @@ def read_metadata(folder: str | os.PathLike) -> dict[str, Any]:
         raise PresetError(f"corrupt {path}: {error}") from error
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-from kerasadml.atomic import _umask  # noqa: E402
-from kerasadml.atomic import atomic_write_text as _atomic_write_text  # noqa: E402
-
-
 def _weights_only(model: keras.Model) -> keras.Model:
     """``model`` itself, or, when it has an optimizer (whose moments ``save_weights``
     would store too, tripling the file), a clone without one holding the same weights."""
@@ -285,7 +273,7 @@ def save_preset(model: keras.Model, folder: str | os.PathLike, info: dict | None
             "class": type(model).__name__,
             "parameter_count": int(model.count_params()),
             "weights": True,
-            "weights_sha256": _sha256(weights_path),
+            "weights_sha256": sha256_file(weights_path),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "info": info or {},
         }
@@ -354,7 +342,7 @@ def load_preset(cls: type, name_or_dir: str | os.PathLike, load_weights: bool = 
         if not weights_path.is_file():
             raise PresetError(f"preset {folder} declares weights but {weights_path} is missing")
         expected = metadata.get("weights_sha256")
-        if expected and _sha256(weights_path) != expected:
+        if expected and sha256_file(weights_path) != expected:
             raise PresetError(f"{weights_path} is corrupted: its SHA-256 does not match {METADATA_FILE}")
         try:
             model.load_weights(str(weights_path))

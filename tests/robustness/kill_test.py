@@ -26,7 +26,8 @@ def test_synth_killed_three_times_ends_byte_identical(tmp_path):
 
 
 def test_train_killed_three_times_resumes_after_the_last_complete_epoch(tmp_path):
-    report = kill_resume.kill_resume_train(tmp_path, kills=3, rng=random.Random(13), epochs=30)
+    # 60 short epochs: a run cannot finish between its first backup and a kill (the test needs a resume)
+    report = kill_resume.kill_resume_train(tmp_path, kills=3, rng=random.Random(13), epochs=60)
     assert report["model_loads"]
     assert report["resumed_after_epochs"] == sorted(report["resumed_after_epochs"])
     assert len(report["resumed_after_epochs"]) >= 1

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasadml.atomic import atomic_write_text as _atomic_write_text
+from kerasadml.atomic import atomic_write_text as _atomic_write_text, sha256_file
 from kerasadml.data.speech.synthphrase.clips import _run_unit, _unit_results, _warm_up
 from kerasadml.data.speech.synthphrase.config import (
     _SPLIT_CODE,
@@ -77,11 +77,8 @@ class _Manifest:
         if record is None:  # written but not recorded (interrupted), or an older build
             self.mismatched.append(relpath)
             return None
-        import hashlib
-
         try:
-            with open(path, "rb") as handle:
-                digest = hashlib.sha256(handle.read()).hexdigest()
+            digest = sha256_file(path)
         except OSError:
             digest = None
         if digest != record["sha256"]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from kerasadml.data.augment import AugmentConfig
+from kerasadml.data.espeak import ENGLISH_ACCENTS
 
 #: Version of the folder layout and recipe; a folder built by another version is refused.
 #: 2: SynthPhrase v2 (every English eSpeak NG voice variant x 8 accents, per-utterance
@@ -40,16 +41,7 @@ _STREAM_PROSODY, _STREAM_BABBLE = 7, 8
 #: The English accents (eSpeak NG languages) SynthPhrase speaks with: those of
 #: :data:`kerasadml.data.espeak.ENGLISH_ACCENTS` plus New York City English. (``en-shaw``
 #: is left out: for Latin-script text it is ``en``.)
-SYNTHPHRASE_ACCENTS = (
-    "en-us",
-    "en",
-    "en-gb-scotland",
-    "en-gb-x-rp",
-    "en-029",
-    "en-gb-x-gbclan",
-    "en-gb-x-gbcwmd",
-    "en-us-nyc",
-)
+SYNTHPHRASE_ACCENTS = ENGLISH_ACCENTS + ("en-us-nyc",)
 
 
 @dataclasses.dataclass(frozen=True)
