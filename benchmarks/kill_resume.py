@@ -51,13 +51,20 @@ def _env() -> dict:
     return env
 
 
+def _as_from_a_shell() -> None:
+    """In the child before exec: Ctrl-C's SIGINT at its default, as a shell starts a
+    command. An ignored SIGINT is inherited across exec (a test runner's worker may ignore
+    it), and the command would then never see the Ctrl-C this harness sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run_until_killed(cmd, ready, delay: float, timeout: float = 300.0, cwd=None, sig=signal.SIGKILL) -> dict:
     """Start ``cmd`` in its own process group; once ``ready()`` holds, wait ``delay`` s and
     send ``sig`` to the group (SIGKILL; SIGINT is what Ctrl-C sends). Returns
     {"killed": bool, "returncode", "stderr"}."""
     process = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        env=_env(), cwd=cwd,
+        env=_env(), cwd=cwd, preexec_fn=_as_from_a_shell,
     )
     started = time.monotonic()
     killed = False
