@@ -305,6 +305,7 @@ def cmd_train(args) -> int:
                 ("--clips-per-keyword", args.clips_per_keyword),
                 ("--audio-root", args.audio_root),
                 ("--augment", args.augment or None),
+                ("--learning-rate", args.learning_rate),
             ) if value is not None
         ]
     )
@@ -350,7 +351,7 @@ def cmd_train(args) -> int:
         seed=args.seed,
         init_weights=args.init_weights,
         recipe=args.recipe,
-        recipe_overrides={"family_size": args.family_size},
+        recipe_overrides={"family_size": args.family_size, "learning_rate": args.learning_rate},
         allow_outside_root=args.allow_outside_root,
         augment=args.augment,
     )
@@ -502,6 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family-size", type=_POSITIVE, default=None,
                    help="ADML: keywords per family in a batch (a keyword and its hard negatives)")
     p.add_argument("--init-weights", action="store_true", help="start from the preset's weights")
+    p.add_argument("--learning-rate", type=_float_flag(1e-8, 1.0), default=None,
+                   help="ADML: peak learning rate of the recipe (default recipe: 2e-3; e.g. 1e-3 to fine-tune "
+                   "with --init-weights)")
     p.add_argument("--allow-outside-root", action="store_true",
                    help="ADML: read CSV rows whose audio is absolute or outside --audio-root (refused by default)")
     p.add_argument("--augment", action="store_true",

@@ -107,17 +107,23 @@ def test_train_flags_for_recipe_family_and_outside_root_parse():
 
     args = build_parser().parse_args(
         ["train", "--preset", "adml_tiny", "--data", "d", "--out", "o", "--recipe", "paper",
-         "--family-size", "3", "--allow-outside-root"]
+         "--family-size", "3", "--allow-outside-root", "--learning-rate", "5e-4"]
     )
     assert (args.recipe, args.family_size, args.allow_outside_root) == ("paper", 3, True)
+    assert args.learning_rate == 5e-4
     defaults = build_parser().parse_args(["train", "--preset", "adml_tiny", "--data", "d", "--out", "o"])
     assert (defaults.recipe, defaults.family_size, defaults.allow_outside_root) == ("default", None, False)
-    assert defaults.augment is False
+    assert defaults.augment is False and defaults.learning_rate is None
+    for bad in ("0", "-1e-3", "nan", "2"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["train", "--preset", "adml_tiny", "--data", "d", "--out", "o",
+                                       "--learning-rate", bad])
 
 
-def test_augment_is_refused_for_audio_visual_presets(tmp_path, capsys):
+@pytest.mark.parametrize("flag", [["--augment"], ["--learning-rate", "1e-3"]])
+def test_keyword_spotting_flags_are_refused_for_audio_visual_presets(tmp_path, capsys, flag):
     h5 = str(FIXTURES / "av" / "layout_a.h5")
-    argv = ["train", "--preset", "aadml_avdigits", "--data", h5, "--out", str(tmp_path / "run"), "--augment"]
+    argv = ["train", "--preset", "aadml_avdigits", "--data", h5, "--out", str(tmp_path / "run"), *flag]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "--augment" in err and "Traceback" not in err
+    assert flag[0] in err and "Traceback" not in err
