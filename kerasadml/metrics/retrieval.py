@@ -113,16 +113,6 @@ def _rank_statistics(query_emb, query_labels, gallery_emb, gallery_labels, ks, c
     return ap, hits_at
 
 
-def _warn_excluded(excluded: int, total: int) -> None:
-    if excluded:
-        warnings.warn(
-            f"{excluded} of {total} queries have no relevant item in the gallery; they are "
-            "left out of the retrieval metrics",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
 def _summaries(ap, hits_at, gallery_size):
     """MAP, Recall@K, Precision@K and the number of excluded queries from rank statistics."""
     valid = ~np.isnan(ap)
@@ -132,6 +122,35 @@ def _summaries(ap, hits_at, gallery_size):
     mean_ap = float(np.mean(ap[valid]))
     recall = {k: float(np.mean(h[valid] > 0)) for k, h in hits_at.items()}
     precision = {k: float(np.mean(h[valid] / min(k, gallery_size))) for k, h in hits_at.items()}
+    return mean_ap, recall, precision, excluded
+
+
+def _ranked_summaries(
+    query_emb, query_labels, gallery_emb, gallery_labels, ks: tuple[int, ...], chunk_size: int
+) -> tuple[float, dict[int, float], dict[int, float], int]:
+    """Validate, rank the whole gallery for every query, summarise, and warn about excluded
+    queries: the sequence every metric below shares.
+
+    Args:
+        query_emb, query_labels, gallery_emb, gallery_labels, chunk_size: as in
+            ``retrieval_map`` (validated here).
+        ks: the cut-offs ``k``, already validated by ``_validate_ks`` (``()`` for MAP only).
+
+    Returns:
+        ``(mean_ap, recall, precision, excluded)`` as from ``_summaries``.
+    """
+    q, ql, g, gl, chunk = _validate(
+        query_emb, query_labels, gallery_emb, gallery_labels, chunk_size
+    )
+    ap, hits_at = _rank_statistics(q, ql, g, gl, ks, chunk)
+    mean_ap, recall, precision, excluded = _summaries(ap, hits_at, g.shape[0])
+    if excluded:
+        warnings.warn(
+            f"{excluded} of {q.shape[0]} queries have no relevant item in the gallery; they "
+            "are left out of the retrieval metrics",
+            UserWarning,
+            stacklevel=3,  # the caller of the public metric function
+        )
     return mean_ap, recall, precision, excluded
 
 
@@ -187,12 +206,9 @@ def retrieval_map(
     >>> round(retrieval_map(q, [0, 1], g, [0, 1, 1]), 4)
     0.6667
     """
-    q, ql, g, gl, chunk = _validate(
-        query_emb, query_labels, gallery_emb, gallery_labels, chunk_size
+    mean_ap, _, _, _ = _ranked_summaries(
+        query_emb, query_labels, gallery_emb, gallery_labels, (), chunk_size
     )
-    ap, hits_at = _rank_statistics(q, ql, g, gl, (), chunk)
-    mean_ap, _, _, excluded = _summaries(ap, hits_at, g.shape[0])
-    _warn_excluded(excluded, q.shape[0])
     return mean_ap
 
 
@@ -222,12 +238,9 @@ def recall_at_k(
     {1: 0.5, 2: 1.0}
     """
     ks = _validate_ks(ks)
-    q, ql, g, gl, chunk = _validate(
-        query_emb, query_labels, gallery_emb, gallery_labels, chunk_size
+    _, recall, _, _ = _ranked_summaries(
+        query_emb, query_labels, gallery_emb, gallery_labels, ks, chunk_size
     )
-    ap, hits_at = _rank_statistics(q, ql, g, gl, ks, chunk)
-    _, recall, _, excluded = _summaries(ap, hits_at, g.shape[0])
-    _warn_excluded(excluded, q.shape[0])
     return recall
 
 
@@ -257,12 +270,9 @@ def precision_at_k(
     {1: 0.5, 2: 0.5}
     """
     ks = _validate_ks(ks)
-    q, ql, g, gl, chunk = _validate(
-        query_emb, query_labels, gallery_emb, gallery_labels, chunk_size
+    _, _, precision, _ = _ranked_summaries(
+        query_emb, query_labels, gallery_emb, gallery_labels, ks, chunk_size
     )
-    ap, hits_at = _rank_statistics(q, ql, g, gl, ks, chunk)
-    _, _, precision, excluded = _summaries(ap, hits_at, g.shape[0])
-    _warn_excluded(excluded, q.shape[0])
     return precision
 
 
@@ -302,10 +312,9 @@ def retrieval_report(
         ("V2A", visual_emb, labels_v, audio_emb, labels_a),
     )
     for tag, q_emb, q_lab, g_emb, g_lab in directions:
-        q, ql, g, gl, chunk = _validate(q_emb, q_lab, g_emb, g_lab, chunk_size)
-        ap, hits_at = _rank_statistics(q, ql, g, gl, ks, chunk)
-        mean_ap, recall, precision, excluded = _summaries(ap, hits_at, g.shape[0])
-        _warn_excluded(excluded, q.shape[0])
+        mean_ap, recall, precision, excluded = _ranked_summaries(
+            q_emb, q_lab, g_emb, g_lab, ks, chunk_size
+        )
         report[f"MAP_{tag}"] = mean_ap
         report[f"excluded_{tag}"] = excluded
         for k in ks:

@@ -68,6 +68,24 @@ def test_queries_without_relevant_items_are_excluded_and_counted():
         retrieval_map(queries[3:], labels[3:], GALLERY, GALLERY_LABELS)
 
 
+@pytest.mark.parametrize(
+    "metric",
+    [
+        retrieval_map,
+        recall_at_k,
+        precision_at_k,
+        lambda q, ql, g, gl: retrieval_report(q, g, ql, gl),
+    ],
+    ids=["map", "recall", "precision", "report"],
+)
+def test_excluded_queries_warning_points_at_the_caller(metric):
+    queries = np.concatenate([QUERIES, [_unit(45)]])
+    labels = np.concatenate([QUERY_LABELS, ["C"]])
+    with pytest.warns(UserWarning, match="no relevant item") as record:
+        metric(queries, labels, GALLERY, GALLERY_LABELS)
+    assert {w.filename for w in record} == {__file__}
+
+
 def test_ties_are_broken_by_gallery_index():
     gallery = np.ones((4, 3))  # every gallery item ties
     # Relevant items at indices 1 and 3 -> ranks 2 and 4: AP = (1/2 + 2/4) / 2 = 0.5.
