@@ -72,3 +72,16 @@ def test_build_provenance_names_the_word_split(tiny_data, tmp_path):
     assert build_provenance(tmp_path) is None and build_provenance([]) is None
     (tmp_path / "synthphrase_config.json").write_text("{not json")
     assert build_provenance(tmp_path) is None
+
+
+@pytest.mark.slow
+def test_recipe_learning_rate_override_reaches_the_optimizer_and_the_report(tiny_data, tmp_path):
+    model, report = train_adml_from_csv(
+        "adml_tiny", tiny_data, out_dir=tmp_path, epochs=1, steps_per_epoch=1, keywords_per_batch=4,
+        recipe_overrides={"learning_rate": 5e-4, "family_size": None}, verbose=0,
+    )
+    assert report["recipe"]["learning_rate"] == 5e-4
+    assert report["recipe"]["family_size"] == TRAINING_RECIPES["default"]["family_size"]  # None: unchanged
+    schedule = model.optimizer.get_config()["learning_rate"]
+    assert schedule["class_name"] == "CosineDecay"
+    assert schedule["config"]["initial_learning_rate"] == pytest.approx(5e-4)
