@@ -1,11 +1,14 @@
-"""The training loop both model families share: ``fit`` with a resumable backup."""
+"""What both model families' training shares: ``fit`` with a resumable backup, and the
+training report saved with the trained model."""
 
 from __future__ import annotations
 
 import logging
 import os
+import platform
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import keras
 
@@ -64,3 +67,62 @@ def discard_backup(out_dir: str | os.PathLike) -> None:
     backup = Path(out_dir) / "backup"
     if backup.is_dir():
         shutil.rmtree(backup, ignore_errors=True)
+
+
+def training_report(
+    history: keras.callbacks.History,
+    *,
+    preset: str | os.PathLike,
+    data: Any,
+    recipe: Mapping[str, Any],
+    seed: int,
+    seconds: float,
+    sizes: Mapping[str, int],
+    **results: Any,
+) -> dict[str, Any]:
+    """The report of one training run (returned by the ``train_*`` functions and saved as
+    ``info["training"]`` with the trained model).
+
+    Its keys, in order: ``"preset"``, ``"data"``, ``"recipe"``, ``"seed"``, the ``sizes``
+    of the data, ``"train_seconds"`` (rounded to 0.1 s), ``"backend"``, ``"machine"``
+    (architecture and CPU count), ``"final"`` (the last value of every logged history
+    key), then ``results``.
+
+    Args:
+        history: what ``fit`` returned (e.g. :func:`fit_with_backup`).
+        preset: the preset trained (a name or a folder; reported as a string).
+        data: where the training data came from (JSON-serialisable, reported as given).
+        recipe: the training recipe in effect.
+        seed: the random seed of the run.
+        seconds: how long training took.
+        sizes: the data sizes (e.g. ``{"clips": 64, "keywords": 16}``).
+        **results: further entries, after ``"final"`` (e.g. ``parameters``, ``test``).
+
+    Returns:
+        The report, a JSON-serialisable dict.
+
+    Example:
+
+    >>> import types
+    >>> history = types.SimpleNamespace(history={"loss": [2.0, 1.5]})
+    >>> report = training_report(
+    ...     history, preset="adml_tiny", data="train.csv", recipe={"epochs": 2}, seed=0,
+    ...     seconds=12.345, sizes={"clips": 64}, parameters=1000,
+    ... )
+    >>> report["train_seconds"], report["final"], report["parameters"]
+    (12.3, {'loss': 1.5}, 1000)
+    >>> list(report)[:5]
+    ['preset', 'data', 'recipe', 'seed', 'clips']
+    """
+    return {
+        "preset": str(preset),
+        "data": data,
+        "recipe": recipe,
+        "seed": seed,
+        **sizes,
+        "train_seconds": round(seconds, 1),
+        "backend": keras.backend.backend(),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores",
+        "final": {k: float(v[-1]) for k, v in history.history.items()},
+        **results,
+    }

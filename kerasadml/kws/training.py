@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Sequence
@@ -13,7 +12,7 @@ import keras
 
 from kerasadml.data.speech.synthphrase import build_provenance
 from kerasadml.zoo.presets import preset_recipe
-from kerasadml.training import discard_backup, fit_with_backup
+from kerasadml.training import discard_backup, fit_with_backup, training_report
 
 log = logging.getLogger(__name__)
 
@@ -257,20 +256,20 @@ def train_adml_from_csv(
         keep_backup=True,
     )
     seconds = time.time() - start
-    report = {
-        "preset": str(preset),
-        "data": csvs,
-        "recipe": {"name": recipe_name, **recipe, "augment": _augment_record(augment)},
-        "seed": seed,
-        "clips": len(items),
-        "keywords": items.num_classes,
-        "skipped_clips": int(getattr(info, "skipped", 0)),
-        "train_seconds": round(seconds, 1),
-        "backend": keras.backend.backend(),
-        "machine": f"{platform.machine()} {os.cpu_count()} cores",
-        "final": {k: float(v[-1]) for k, v in history.history.items()},
-        "parameters": int(model.count_params()),
-    }
+    report = training_report(
+        history,
+        preset=preset,
+        data=csvs,
+        recipe={"name": recipe_name, **recipe, "augment": _augment_record(augment)},
+        seed=seed,
+        seconds=seconds,
+        sizes={
+            "clips": len(items),
+            "keywords": items.num_classes,
+            "skipped_clips": int(getattr(info, "skipped", 0)),
+        },
+        parameters=int(model.count_params()),
+    )
     provenance = build_provenance(data)
     if provenance is not None:
         report["synthphrase"] = provenance

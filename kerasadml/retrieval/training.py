@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import platform
 import time
 from pathlib import Path
 
 import keras
 
 from kerasadml.retrieval.evaluation import RETRIEVAL_KEYS
-from kerasadml.training import discard_backup, fit_with_backup
+from kerasadml.training import discard_backup, fit_with_backup, training_report
 from kerasadml.zoo.presets import preset_recipe
 
 def train_aadml_from_h5(
@@ -79,20 +78,20 @@ def train_aadml_from_h5(
     )
     seconds = time.time() - start
     test = model.evaluate(dataset.test)
-    report = {
-        "preset": str(preset),
-        "data": os.fspath(data),
-        "recipe": {**recipe, "batch_size": batch},
-        "seed": seed,
-        "train_pairs": int(len(dataset.train.labels)),
-        "test_pairs": int(len(dataset.test.labels)),
-        "classes": int(dataset.num_classes),
-        "train_seconds": round(seconds, 1),
-        "backend": keras.backend.backend(),
-        "machine": f"{platform.machine()} {os.cpu_count()} cores",
-        "final": {k: float(v[-1]) for k, v in history.history.items()},
-        "test": {k: float(test[k]) for k in RETRIEVAL_KEYS},
-    }
+    report = training_report(
+        history,
+        preset=preset,
+        data=os.fspath(data),
+        recipe={**recipe, "batch_size": batch},
+        seed=seed,
+        seconds=seconds,
+        sizes={
+            "train_pairs": int(len(dataset.train.labels)),
+            "test_pairs": int(len(dataset.test.labels)),
+            "classes": int(dataset.num_classes),
+        },
+        test={k: float(test[k]) for k in RETRIEVAL_KEYS},
+    )
     model.save_to_preset(Path(out_dir) / "model", info={"training": report})
     discard_backup(out_dir)  # only now: a kill before the save resumes from the last epoch
     return model, report
