@@ -11,7 +11,7 @@ from typing import Sequence
 import keras
 
 from kerasadml.data.speech.synthphrase import build_provenance
-from kerasadml.zoo.presets import preset_recipe
+from kerasadml.zoo.presets import preset_recipe, weights_origin
 from kerasadml.training import discard_backup, fit_with_backup, training_report
 
 log = logging.getLogger(__name__)
@@ -226,6 +226,7 @@ def train_adml_from_csv(
         )
         recipe["keywords_per_batch"] = num_keywords
     model = ADML.from_preset(preset, load_weights=init_weights, num_keywords=num_keywords, **(overrides or {}))
+    origin = weights_origin(preset) if init_weights else None
     dataset, info, items = kws_training_data(
         csvs,
         model.encode_text,
@@ -269,6 +270,7 @@ def train_adml_from_csv(
             "skipped_clips": int(getattr(info, "skipped", 0)),
         },
         parameters=int(model.count_params()),
+        init_weights=origin,
     )
     provenance = build_provenance(data)
     if provenance is not None:

@@ -10,7 +10,7 @@ import keras
 
 from kerasadml.retrieval.evaluation import RETRIEVAL_KEYS
 from kerasadml.training import discard_backup, fit_with_backup, training_report
-from kerasadml.zoo.presets import preset_recipe
+from kerasadml.zoo.presets import preset_recipe, weights_origin
 
 def train_aadml_from_h5(
     preset: str,
@@ -61,6 +61,7 @@ def train_aadml_from_h5(
     )
     config.update(overrides or {})
     model = AADML.from_preset(preset, load_weights=init_weights, **config)
+    origin = weights_origin(preset) if init_weights else None
     model.adapt(dataset.train)
     batch = min(recipe["batch_size"], len(dataset.train.labels))
     train_ds = make_av_dataset(dataset.train, batch_size=batch, seed=seed)
@@ -91,6 +92,7 @@ def train_aadml_from_h5(
             "classes": int(dataset.num_classes),
         },
         test={k: float(test[k]) for k in RETRIEVAL_KEYS},
+        init_weights=origin,
     )
     model.save_to_preset(Path(out_dir) / "model", info={"training": report})
     discard_backup(out_dir)  # only now: a kill before the save resumes from the last epoch

@@ -18,10 +18,12 @@ import datetime
 import glob
 import importlib.resources
 import json
+import logging
 import os
 import secrets
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,8 @@ import keras
 import kerasadml
 from kerasadml.atomic import _umask, fsync_path, sha256_file
 from kerasadml.atomic import atomic_write_text as _atomic_write_text
+
+logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 METADATA_FILE = "metadata.json"
@@ -207,6 +211,32 @@ def read_metadata(folder: str | os.PathLike) -> dict[str, Any]:
         raise PresetError(f"corrupt {path}: {error}") from error
 
 
+def weights_origin(preset: str | os.PathLike) -> dict[str, Any]:
+    """Where a run that starts from ``preset``'s weights (``init_weights=True``) starts:
+    recorded in its training report so that a fine-tuned model says what it was tuned from.
+
+    Args:
+        preset: a preset name or folder.
+
+    Returns:
+        ``{"preset", "weights_sha256", "trained"}``: the preset as given, the SHA-256 of
+        its weights file (from its metadata; ``None`` when it has none) and the ``data``,
+        ``recipe``, ``seed`` and ``init_weights`` of its own training report, if it has
+        one (so a chain of fine-tunings can be followed back).
+
+    Example:
+        >>> weights_origin("adml_small")["weights_sha256"]  # doctest: +SKIP
+        'b0c1...'
+    """
+    metadata = read_metadata(resolve_preset(preset))
+    training = (metadata.get("info") or {}).get("training") or {}
+    return {
+        "preset": os.fspath(preset),
+        "weights_sha256": metadata.get("weights_sha256"),
+        "trained": {k: training[k] for k in ("data", "recipe", "seed", "init_weights") if k in training},
+    }
+
+
 def _weights_only(model: keras.Model) -> keras.Model:
     """``model`` itself, or, when it has an optimizer (whose moments ``save_weights``
     would store too, tripling the file), a clone without one holding the same weights."""
@@ -330,6 +360,7 @@ def load_preset(cls: type, name_or_dir: str | os.PathLike, load_weights: bool = 
     # The saved dtype policy is the saving session's; a preset follows the current global
     # policy (e.g. mixed_float16, so that compile() adds loss scaling) unless overridden.
     config.pop("dtype", None)
+    changed = sorted(k for k, v in overrides.items() if k != "dtype" and config.get(k, object()) != v)
     config.update(overrides)
     try:
         model = cls.from_config(config)
@@ -345,11 +376,37 @@ def load_preset(cls: type, name_or_dir: str | os.PathLike, load_weights: bool = 
         if expected and sha256_file(weights_path) != expected:
             raise PresetError(f"{weights_path} is corrupted: its SHA-256 does not match {METADATA_FILE}")
         try:
-            model.load_weights(str(weights_path))
+            if changed:
+                _load_matching_weights(model, weights_path, changed)
+            else:
+                model.load_weights(str(weights_path))
         except Exception as error:  # h5py/keras raise many types for a bad file
             raise PresetError(f"could not load weights from {weights_path}: {error}") from error
     model.preset_metadata = metadata
     return model
+
+
+def _load_matching_weights(model: keras.Model, weights_path: Path, changed: list[str]) -> None:
+    """Load the weights whose shapes still match after ``changed`` constructor arguments
+    were overridden (fine-tuning: e.g. ``num_keywords`` of new data); the layers whose
+    variables no longer fit keep their fresh initialisation, and one warning says so."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.load_weights(str(weights_path), skip_mismatch=True)
+    skipped = [w for w in caught if "could not be loaded" in str(w.message)]
+    # Pass every other warning on, except numpy 2's "__array__ ... copy keyword" notice that
+    # Keras' skip_mismatch path triggers for each skipped variable (Keras 3.15; harmless).
+    for w in caught:
+        if w not in skipped and "copy keyword" not in str(w.message):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if skipped:
+        first = str(skipped[0].message).split("\n")[0]
+        logger.warning(
+            "%s: %s overridden, so not every saved weight fits; the weights that fit were loaded and "
+            "the rest start fresh (for ADML with another num_keywords: the keyword head, the proxy "
+            "memory and the loss warm-up counter). Keras said: %s",
+            weights_path, ", ".join(changed), first,
+        )
 
 
 class PresetMixin:

@@ -42,7 +42,7 @@ def test_paper_recipe_trains_the_papers_configuration(tiny_data, tmp_path):
     )
     for key, value in PAPER_CONFIG.items():
         assert model.get_config()[key] == value
-    assert report["recipe"]["name"] == "paper"
+    assert report["recipe"]["name"] == "paper" and report["init_weights"] is None  # from scratch
     assert report["recipe"]["family_size"] == 1 and report["recipe"]["lr_schedule"] == "constant"
     assert (tmp_path / "model" / "model.weights.h5").is_file()
     assert not (tmp_path / "backup").exists()  # deleted only after the preset was saved
@@ -75,12 +75,20 @@ def test_build_provenance_names_the_word_split(tiny_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_recipe_learning_rate_override_reaches_the_optimizer_and_the_report(tiny_data, tmp_path):
+def test_fine_tuning_records_its_learning_rate_and_the_weights_it_started_from(tiny_data, tmp_path):
+    from kerasadml.zoo.presets import read_metadata, resolve_preset
+
     model, report = train_adml_from_csv(
         "adml_tiny", tiny_data, out_dir=tmp_path, epochs=1, steps_per_epoch=1, keywords_per_batch=4,
-        recipe_overrides={"learning_rate": 5e-4, "family_size": None}, verbose=0,
+        init_weights=True, recipe_overrides={"learning_rate": 5e-4, "family_size": None}, verbose=0,
     )
     assert report["recipe"]["learning_rate"] == 5e-4
+    tiny = read_metadata(resolve_preset("adml_tiny"))
+    assert report["init_weights"]["preset"] == "adml_tiny"
+    assert report["init_weights"]["weights_sha256"] == tiny["weights_sha256"]
+    assert report["init_weights"]["trained"]["recipe"] == tiny["info"]["training"]["recipe"]
+    saved = read_metadata(tmp_path / "model")["info"]["training"]
+    assert saved["init_weights"] == report["init_weights"]
     assert report["recipe"]["family_size"] == TRAINING_RECIPES["default"]["family_size"]  # None: unchanged
     schedule = model.optimizer.get_config()["learning_rate"]
     assert schedule["class_name"] == "CosineDecay"
