@@ -487,6 +487,8 @@ def build_av_digits(
     freshly loaded, never-used engine: one seed and one set of arguments give a
     bit-identical file every time. ``fresh_process=False`` synthesises in this process:
     the voices and noise are the same, but the samples may differ slightly between builds.
+    The worker is *spawned* (a fresh interpreter that re-imports your script): in a
+    script, call this under ``if __name__ == "__main__":``.
 
     A synthesis that fails (eSpeak error, silent, too short) is retried with another
     voice (3 attempts); an image whose attempts all fail is skipped. Both counts are in

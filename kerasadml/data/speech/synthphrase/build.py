@@ -166,7 +166,11 @@ def build_synthphrase(
             about half the time), at most 8. Even with ``1``, clips are made in a helper process, in children
             forked from a never-used engine, because eSpeak NG carries state from one
             synthesis to the next (see :class:`kerasadml.data.espeak.PristinePool`); the output does not
-            depend on ``workers``.
+            depend on ``workers``. The helper processes are *spawned* (a fresh
+            interpreter that re-imports your script): in a script, call this under
+            ``if __name__ == "__main__":``, or Python stops with "An attempt has been
+            made to start a new process before the current process has finished its
+            bootstrapping phase".
 
     Returns:
         The summary written to ``summary.json``: ``clips``, ``keywords``, ``voices``
