@@ -10,6 +10,8 @@ Layers, losses, metrics and models import these instead of keeping private copie
 - :func:`large_negative`: a finite "minus infinity" for masked logits.
 - Label and mask helpers: :func:`flat_labels`, :func:`bool_mask`,
   :func:`check_labels_in_range`, :func:`class_ids`.
+- :func:`masked_mean` (a mean over the valid entries, 0 where there are none) and
+  :func:`validate_embeddings` (a rank check naming the argument), for losses and layers.
 
 **Epsilon convention.** ``epsilon`` is a floor on the *squared* norm:
 ``x / sqrt(max(sum x^2, epsilon))`` with ``epsilon = 1e-12`` (as
@@ -172,6 +174,61 @@ def class_ids(name: str, labels: Any, num_classes: int, mask: Any = None) -> Any
     return ops.clip(ops.cast(labels, "int32"), 0, num_classes - 1)
 
 
+def masked_mean(values: Any, mask: Any = None, axis: Any = None, keepdims: bool = False) -> Any:
+    """Mean of ``values`` over the entries where ``mask`` is True; 0 (not NaN) if none.
+
+    The masked-out entries are replaced by zeros before summing, so a NaN or inf there
+    does not leak into the result, and the gradient reaching them is exactly 0.
+
+    Args:
+        values: a tensor.
+        mask: bool or 0/1, broadcastable to ``values``; None for a plain mean.
+        axis: the axes to average over (as in ``ops.mean``; None: all).
+        keepdims: keep the averaged axes with size 1.
+
+    Returns:
+        The masked mean, of ``values``' dtype.
+
+    Example:
+
+    >>> from keras import ops
+    >>> values, mask = [[1.0, 2.0], [5.0, 7.0]], [[True, False], [False, False]]
+    >>> ops.convert_to_numpy(masked_mean(values, mask, axis=1)).tolist()
+    [1.0, 0.0]
+    """
+    values = ops.convert_to_tensor(values)
+    if mask is None:
+        mask = ops.ones_like(values, dtype="bool")
+    mask = ops.broadcast_to(ops.cast(mask, "bool"), ops.shape(values))
+    weights = ops.cast(mask, values.dtype)
+    total = ops.sum(ops.where(mask, values, ops.zeros_like(values)), axis=axis, keepdims=keepdims)
+    count = ops.sum(weights, axis=axis, keepdims=keepdims)
+    return total / ops.maximum(count, ops.cast(1.0, values.dtype)) * ops.cast(count > 0, values.dtype)
+
+
+def validate_embeddings(name: str, x: Any, rank: int = 2) -> Any:
+    """``x`` unchanged if it has rank ``rank``.
+
+    Args:
+        name: what to call ``x`` in the error (e.g. ``"audio"``).
+        x: a tensor or array.
+        rank: the rank it must have.
+
+    Raises:
+        ValueError: naming ``name`` and the shape, for any other rank.
+
+    Example:
+
+    >>> import numpy as np
+    >>> validate_embeddings("audio", np.zeros((3, 4))).shape
+    (3, 4)
+    """
+    shape = tuple(ops.shape(x))
+    if len(shape) != rank:
+        raise ValueError(f"{name} must have rank {rank}, got an array of shape {shape} (rank {len(shape)})")
+    return x
+
+
 __all__ = [
     "L2_EPSILON",
     "bool_mask",
@@ -183,4 +240,6 @@ __all__ = [
     "l2_normalize",
     "l2_normalize_np",
     "large_negative",
+    "masked_mean",
+    "validate_embeddings",
 ]

@@ -7,9 +7,11 @@ trained, saved and restored with the model that owns it.
 The pair machinery of the pair-based losses lives here too: :func:`resolve_references`
 (anchors vs references, or a set against itself), :func:`pair_masks` (valid anchors,
 positive and negative pairs) and :func:`log1p_sum_exp` (the stable soft maximum of the
-Multi-Similarity family). Generic helpers (L2 normalisation, label and mask shapes,
-label range checks) are in :mod:`kerasadml.ops`. Loss modules import from here and from
-``kerasadml.ops``, never from each other's private names.
+Multi-Similarity family). Generic helpers (L2 normalisation, the masked mean, rank
+checks, label and mask shapes, label range checks) are in :mod:`kerasadml.ops`;
+:func:`~kerasadml.ops.masked_mean` and :func:`~kerasadml.ops.validate_embeddings` can also
+be imported from here. Loss modules import from here and from ``kerasadml.ops``, never
+from each other's private names.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kerasadml.ops import l2_normalize
+# masked_mean and validate_embeddings are re-exported: their home is kerasadml.ops (layers
+# use them too), and they stay importable from here and from kerasadml.losses.
+from kerasadml.ops import l2_normalize, masked_mean, validate_embeddings  # noqa: F401
 
 
 def cosine_similarity_matrix(a, b, epsilon: float = 1e-12):
@@ -32,29 +36,27 @@ def cosine_similarity_matrix(a, b, epsilon: float = 1e-12):
     return ops.matmul(l2_normalize(a, epsilon=epsilon), ops.transpose(l2_normalize(b, epsilon=epsilon)))
 
 
-def masked_mean(values, mask=None, axis=None, keepdims: bool = False):
-    """Mean of ``values`` over the entries where ``mask`` is True; 0 (not NaN) if none.
-
-    ``mask`` (bool or 0/1, broadcastable to ``values``) may be None (plain mean).
-    ``axis``/``keepdims`` as in ``ops.mean``. The masked-out entries are replaced by
-    zeros before summing, so a NaN or inf there does not leak into the result, and the
-    gradient reaching them is exactly 0.
-    """
-    values = ops.convert_to_tensor(values)
-    if mask is None:
-        mask = ops.ones_like(values, dtype="bool")
-    mask = ops.broadcast_to(ops.cast(mask, "bool"), ops.shape(values))
-    weights = ops.cast(mask, values.dtype)
-    total = ops.sum(ops.where(mask, values, ops.zeros_like(values)), axis=axis, keepdims=keepdims)
-    count = ops.sum(weights, axis=axis, keepdims=keepdims)
-    return total / ops.maximum(count, ops.cast(1.0, values.dtype)) * ops.cast(count > 0, values.dtype)
-
-
 def reduce_loss(values, mask=None, sample_weight=None):
     """Scalar weighted mean of per-sample loss ``values`` over the valid entries.
 
     ``sum(w * v * m) / sum(w * m)`` with ``w = sample_weight`` (ones if None) and
     ``m = mask`` (all True if None); 0 when no entry is valid or all weights are zero.
+
+    Args:
+        values: per-sample loss values, e.g. the ``(N,)`` output of a metric loss.
+        mask: optional bool (or 0/1) mask broadcastable to ``values``, True = valid.
+        sample_weight: optional weights broadcastable to ``values``.
+
+    Returns:
+        A scalar tensor.
+
+    Example:
+
+    >>> from keras import ops
+    >>> float(ops.convert_to_numpy(reduce_loss([1.0, 2.0, 4.0], mask=[True, True, False])))
+    1.5
+    >>> float(ops.convert_to_numpy(reduce_loss([1.0, 3.0], sample_weight=[3.0, 1.0])))
+    1.5
     """
     values = ops.convert_to_tensor(values)
     weights = ops.ones_like(values)
@@ -68,14 +70,6 @@ def reduce_loss(values, mask=None, sample_weight=None):
     denom = ops.sum(weights)
     safe = ops.where(denom != 0, denom, ops.ones_like(denom))
     return ops.where(denom != 0, total / safe, ops.zeros_like(total))
-
-
-def validate_embeddings(name: str, x, rank: int = 2):
-    """Raise ``ValueError`` naming ``name`` and the shape unless ``x`` has rank ``rank``."""
-    shape = tuple(ops.shape(x))
-    if len(shape) != rank:
-        raise ValueError(f"{name} must have rank {rank}, got an array of shape {shape} (rank {len(shape)})")
-    return x
 
 
 def log1p_sum_exp(x, mask, axis: int = -1):
