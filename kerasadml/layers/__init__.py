@@ -7,6 +7,7 @@ from kerasadml.layers.ecapa_blocks import SERes2Block, TDNNBlock
 from kerasadml.layers.gradient_reversal import GradientReversal, dann_lambda
 from kerasadml.layers.log_mel import LogMelSpectrogram
 from kerasadml.layers.masked_ops import MaskedAttentionPooling, MaskedAveragePooling, MaskedDense, PaddingMask
+from kerasadml.layers.modality_discriminator import ModalityAdversarial
 from kerasadml.layers.spec_augment import SpecAugment
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "MaskedAttentionPooling",
     "MaskedAveragePooling",
     "MaskedDense",
+    "ModalityAdversarial",
     "PaddingMask",
     "SERes2Block",
     "SpecAugment",

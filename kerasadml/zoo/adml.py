@@ -15,17 +15,16 @@ from kerasadml.encoders.ecapa_tdnn import ECAPATDNN
 from kerasadml.encoders.phoneme_bilstm import PhonemeBiLSTM
 from kerasadml.layers.cross_attention_aligner import CrossAttentionAligner
 from kerasadml.layers.log_mel import LogMelSpectrogram
+from kerasadml.layers.modality_discriminator import ModalityAdversarial
 from kerasadml.layers.spec_augment import SpecAugment
 from kerasadml.losses.aam_softmax import AAMSoftmax
 from kerasadml.losses.asyp_adams import AsyPAdaMS
-from kerasadml.losses.base import masked_mean
-from kerasadml.losses.modality_adversarial import ModalityAdversarial
 from kerasadml.losses.monotonic_alignment import MonotonicAlignment
 from kerasadml.losses.multi_similarity import ProxyMS
 from kerasadml.losses.proxy_nce import ProxyNCE
 from kerasadml.losses.relational_proxy import RelationalProxy
 from kerasadml.losses.sphereface2 import SphereFace2
-from kerasadml.ops import l2_normalize, l2_normalize_np
+from kerasadml.ops import l2_normalize, l2_normalize_np, masked_mean
 from kerasadml.zoo.base import check_compile_kwargs, check_no_sample_weight
 from kerasadml.zoo.presets import PresetMixin
 

@@ -1,8 +1,11 @@
+"""kerasadml/layers/modality_discriminator.py: ``ModalityAdversarial``, the modality
+discriminator (a head returning ``(loss, accuracy)``; it was a loss module until it moved)."""
+
 import keras
 import numpy as np
 import pytest
 
-from kerasadml.losses.modality_adversarial import ModalityAdversarial
+from kerasadml.layers import ModalityAdversarial
 from tests.helpers import roundtrip, to_numpy, value_and_grad
 
 
@@ -137,3 +140,32 @@ def test_fit_on_separable_fixed_features_raises_accuracy_and_saves(tmp_path):
     restored_loss, restored_acc = restored.adversary(audio, text)
     np.testing.assert_allclose(to_numpy(restored_loss), to_numpy(loss), rtol=1e-6)
     np.testing.assert_allclose(to_numpy(restored_acc), to_numpy(after))
+
+
+def test_old_import_paths_and_registered_name_still_work():
+    import kerasadml.losses
+    import kerasadml.losses.modality_adversarial
+
+    assert kerasadml.losses.ModalityAdversarial is ModalityAdversarial
+    assert kerasadml.losses.modality_adversarial.ModalityAdversarial is ModalityAdversarial
+    assert keras.saving.get_registered_name(ModalityAdversarial) == "kerasadml>ModalityAdversarial"
+    # A config saved while the class lived in kerasadml.losses still loads.
+    layer = ModalityAdversarial(hidden_units=4, lambda_=0.2, name="adv")
+    config = keras.saving.serialize_keras_object(layer)
+    config["module"] = "kerasadml.losses.modality_adversarial"
+    restored = keras.saving.deserialize_keras_object(config)
+    assert type(restored) is ModalityAdversarial and restored.get_config() == layer.get_config()
+
+
+def test_computes_in_float32_under_mixed_precision_and_attaches_no_mask():
+    audio, text = _features()
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        layer = ModalityAdversarial(hidden_units=4)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert layer.dtype_policy.name == "float32" and layer.hidden.dtype_policy.name == "float32"
+    assert layer.supports_masking and layer.compute_mask(audio) is None
+    loss, acc = layer(audio, text)
+    assert keras.backend.standardize_dtype(loss.dtype) == "float32"
