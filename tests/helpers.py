@@ -5,7 +5,8 @@ One copy of each small helper lives here: gradients with the backend's own machi
 (:func:`value_and_grad`), :func:`compiled` (``jax.jit`` on JAX), numpy references
 (:func:`lengths_to_mask`, :func:`unit_rows`), toy data (:func:`class_blobs`,
 :func:`av_blobs`, :func:`two_tower_model`), the tiny zoo configs (``ADML_TINY``,
-``AADML_TINY``) and the layer checks (:func:`roundtrip`, :func:`run_layer_test`)."""
+``AADML_TINY``), :func:`record_predict_batches` (what inference feeds a model) and the
+layer checks (:func:`roundtrip`, :func:`run_layer_test`)."""
 
 from __future__ import annotations
 
@@ -174,6 +175,21 @@ ADML_TINY_SIZES = dict(
 ADML_TINY = dict(num_keywords=4, **ADML_TINY_SIZES, spec_augment=False)
 #: A tiny AADML for 6-d audio and 10-d visual features of 3 classes.
 AADML_TINY = dict(audio_dim=6, visual_dim=10, num_classes=3, embedding_dim=8, hidden_units=16, num_heads=2, key_dim=4)
+
+
+def record_predict_batches(model: keras.Model, monkeypatch) -> list[dict[str, np.ndarray]]:
+    """Record every batch ``model.predict_on_batch`` is given from now on (as numpy
+    copies, in call order), for checking what inference code such as ``ADML.embed_audio``
+    feeds the network; ``monkeypatch`` (pytest's fixture) undoes it after the test."""
+    batches: list[dict[str, np.ndarray]] = []
+    predict = model.predict_on_batch
+
+    def recording(x):
+        batches.append({key: np.array(value) for key, value in x.items()})
+        return predict(x)
+
+    monkeypatch.setattr(model, "predict_on_batch", recording)
+    return batches
 
 
 # ------------------------------------------------------------------ run_layer_test
