@@ -51,7 +51,7 @@ def l2_normalize(x: Any, axis: int = -1, epsilon: float = L2_EPSILON) -> Any:
     Example:
 
     >>> import numpy as np
-    >>> keras.ops.convert_to_numpy(l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]]))).tolist()
+    >>> keras.ops.convert_to_numpy(l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]]))).astype(float).round(6).tolist()
     [[0.6, 0.8], [0.0, 0.0]]
     """
     x = ops.convert_to_tensor(x)
