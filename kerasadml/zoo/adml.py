@@ -548,19 +548,25 @@ class ADML(PresetMixin, MultiWorkerDictInputsMixin, keras.Model):
     def embed_text(self, texts: Sequence[str] | str, batch_size: int = 256) -> np.ndarray:
         """L2-normalised utterance embeddings ``et`` (K, D) of keyword texts.
 
-        A single ``str`` is one keyword. Raises ``TypeError`` naming an item that is not a
+        A single ``str`` is one keyword. Each distinct text is phonemized and embedded once
+        (repeated texts share the row). Raises ``TypeError`` naming an item that is not a
         ``str`` (e.g. ``texts[1]``), ``PhonemizerError`` for a text with no phonemes; a text
         partly left unvoiced warns (``UnvoicedTextWarning``).
         """
         from kerasadml.data.batching import pad_id_batches
         from kerasadml.validation import as_text_list
 
-        ids = [self.encode_text(t) for t in as_text_list(texts, "texts")]
+        texts = as_text_list(texts, "texts")
+        distinct = list(dict.fromkeys(texts))
+        ids = [self.encode_text(t) for t in distinct]
         out = []
         for batch, valid in pad_id_batches(ids, batch_size):
             emb = self.predict_on_batch({"phonemes": batch})["text_embedding"]
             out.append(ops.convert_to_numpy(emb)[:valid])
-        return l2_normalize_np(np.concatenate(out, 0)) if out else np.zeros((0, self.embedding_dim), "float32")
+        if not out:
+            return np.zeros((0, self.embedding_dim), "float32")
+        rows = {text: i for i, text in enumerate(distinct)}
+        return l2_normalize_np(np.concatenate(out, 0))[[rows[t] for t in texts]]
 
     def embed_audio(
         self, audio: Iterable[np.ndarray | str | os.PathLike], batch_size: int = 32

@@ -88,21 +88,28 @@ def test_audio_batches_from_waves_never_crop(monkeypatch):
         assert not row[wave.size :].any()
 
 
-# Was test_text_batches (make_text_batches, removed in c12122a). That encoded each distinct
-# text once; ADML.embed_text encodes every text it is given, so that is not asserted here.
+# Was test_text_batches (make_text_batches, removed in c12122a): batches in order, each
+# text's own phonemes, each distinct text encoded once.
 def test_text_batches_from_embed_text(monkeypatch):
     texts = ["friend", "the river", "every morning", "friend", "trend"]
     model = ADML(**ADML_TINY)
-    encoded = [model.encode_text(t) for t in texts]
-    batches = list(pad_id_batches(encoded, batch_size=2))
-    assert [valid for _, valid in batches] == [2, 2, 1]
-    assert all(ids.shape[0] == 2 for ids, _ in batches)  # the last filled up with a copy
+    distinct = ["friend", "the river", "every morning", "trend"]
+    encoded = [model.encode_text(t) for t in distinct]
+    batches = list(pad_id_batches(encoded, batch_size=3))
+    assert [valid for _, valid in batches] == [3, 1]
+    assert all(ids.shape[0] == 3 for ids, _ in batches)  # the last filled up with a copy
+    calls = []
+    real_encode = model.encode_text
+    monkeypatch.setattr(model, "encode_text", lambda t: calls.append(t) or real_encode(t))
     recorded = record_predict_batches(model, monkeypatch)
     embeddings = model.embed_text(texts, batch_size=2)
+    assert calls == distinct  # once per distinct text, in first-seen order
     assert embeddings.shape == (5, model.embedding_dim)
-    np.testing.assert_allclose(embeddings[0], embeddings[3], rtol=1e-5, atol=1e-6)
-    assert [b["phonemes"].shape[0] for b in recorded] == [2, 2, 2]
-    rows = [row for b in recorded for row in b["phonemes"]]
+    np.testing.assert_array_equal(embeddings[0], embeddings[3])  # the repeat shares its row
+    alone = model.embed_text(["trend"])
+    np.testing.assert_allclose(embeddings[4], alone[0], rtol=1e-5, atol=1e-6)
+    assert [b["phonemes"].shape[0] for b in recorded] == [2, 2, 1]
+    rows = [row for b in recorded[:2] for row in b["phonemes"]]
     for ids, row in zip(encoded, rows):  # in order, each text's own phonemes, zero-padded
         assert row[: len(ids)].tolist() == list(ids) and not row[len(ids) :].any()
     for b in recorded:  # the smallest multiple of TEXT_BUCKET that holds the batch
